@@ -1,0 +1,3 @@
+"""Root conftest: keeps pytest from collecting the example profiles and fixtures folders."""
+
+collect_ignore = ["fixtures", "examples"]

@@ -1,0 +1,1 @@
+"""Helpers the readiness suites call, so the suites read like the checklist."""

@@ -1,0 +1,1 @@
+"""HTTP clients for the serving APIs (OpenAI-compatible; TGI native later)."""

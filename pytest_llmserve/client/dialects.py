@@ -1,0 +1,136 @@
+"""Streaming request dialects: OpenAI completions and chat, and TGI's native API.
+
+A dialect turns a prompt into (path, body) and reads one streamed event into a
+``RequestRecord``; the transport (``client.aio``) is shared. Keeping them apart
+lets the SSE edge cases and the per-chunk token accounting be tested without
+a server.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pytest_llmserve.load.records import RequestRecord
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What to send: text or token ids (ids make tokenisation identical across targets)."""
+
+    prompt: str | list[int]
+    prompt_tokens: int
+    max_tokens: int
+    ignore_eos: bool = True  # generate exactly max_tokens where the framework allows it
+
+
+class Dialect(Protocol):
+    name: str
+
+    def request(self, model: str, p: Prompt) -> tuple[str, dict[str, Any]]:
+        """The path and JSON body of one streaming request."""
+        ...
+
+    def apply(self, payload: dict[str, Any], record: RequestRecord, at: float) -> None:
+        """Fold one streamed event, which arrived at ``at``, into ``record``."""
+        ...
+
+
+def _text_chunk(record: RequestRecord, text: str | None, tokens: int, at: float) -> None:
+    if not text:
+        return
+    if record.first_token_at is None:
+        record.first_token_at = at
+    record.chunk_times.append(at)
+    record.chunk_tokens.append(tokens)
+
+
+def _usage(record: RequestRecord, usage: dict[str, Any] | None) -> None:
+    if usage:
+        record.usage_prompt_tokens = usage.get("prompt_tokens")
+        record.usage_output_tokens = usage.get("completion_tokens")
+
+
+class OpenAICompletions:
+    """``/v1/completions`` with ``stream_options.include_usage`` (vLLM, SGLang, TRT-LLM...)."""
+
+    name = "openai-completions"
+
+    def request(self, model: str, p: Prompt) -> tuple[str, dict[str, Any]]:
+        body: dict[str, Any] = {
+            "model": model,
+            "prompt": p.prompt,
+            "max_tokens": p.max_tokens,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if p.ignore_eos:
+            body["ignore_eos"] = True
+            body["min_tokens"] = p.max_tokens
+        return "/v1/completions", body
+
+    def apply(self, payload: dict[str, Any], record: RequestRecord, at: float) -> None:
+        if "error" in payload:
+            record.error = str(payload["error"])
+            return
+        for choice in payload.get("choices") or []:
+            _text_chunk(record, choice.get("text"), 1, at)
+            record.finish_reason = choice.get("finish_reason") or record.finish_reason
+        _usage(record, payload.get("usage"))
+
+
+class OpenAIChat(OpenAICompletions):
+    """``/v1/chat/completions``; the prompt is sent as one user message."""
+
+    name = "openai-chat"
+
+    def request(self, model: str, p: Prompt) -> tuple[str, dict[str, Any]]:
+        if not isinstance(p.prompt, str):
+            raise ValueError("chat requests need a text prompt")
+        _, body = super().request(model, p)
+        del body["prompt"]
+        body["messages"] = [{"role": "user", "content": p.prompt}]
+        return "/v1/chat/completions", body
+
+    def apply(self, payload: dict[str, Any], record: RequestRecord, at: float) -> None:
+        if "error" in payload:
+            record.error = str(payload["error"])
+            return
+        for choice in payload.get("choices") or []:
+            _text_chunk(record, (choice.get("delta") or {}).get("content"), 1, at)
+            record.finish_reason = choice.get("finish_reason") or record.finish_reason
+        _usage(record, payload.get("usage"))
+
+
+class TGIGenerate:
+    """TGI's native ``/generate_stream``: one token per event, details on the last one.
+
+    TGI has no ``ignore_eos``; a request that stops early is recorded with its real
+    count, and the shortfall shows in the run's token accounting.
+    """
+
+    name = "tgi-generate"
+
+    def request(self, model: str, p: Prompt) -> tuple[str, dict[str, Any]]:
+        if not isinstance(p.prompt, str):
+            raise ValueError("TGI's native API takes text prompts")
+        params = {"max_new_tokens": p.max_tokens, "details": True, "do_sample": False}
+        return "/generate_stream", {"inputs": p.prompt, "parameters": params}
+
+    def apply(self, payload: dict[str, Any], record: RequestRecord, at: float) -> None:
+        if "error" in payload:
+            record.error = str(payload["error"])
+            return
+        token = payload.get("token") or {}
+        if not token.get("special"):
+            _text_chunk(record, token.get("text"), 1, at)
+        details = payload.get("details")
+        if details:
+            record.finish_reason = details.get("finish_reason")
+            record.usage_output_tokens = details.get("generated_tokens")
+
+
+DIALECTS: dict[str, Dialect] = {
+    d.name: d for d in (OpenAICompletions(), OpenAIChat(), TGIGenerate())
+}

@@ -1,0 +1,1 @@
+"""Serving frameworks, one module each, behind ``base.Framework``."""

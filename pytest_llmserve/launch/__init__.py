@@ -1,0 +1,1 @@
+"""Server lifecycles: local processes, external endpoints; readiness and leftover sweeps."""

@@ -1,0 +1,1 @@
+"""Load generation: workloads, schedules, the async streaming client, run records."""

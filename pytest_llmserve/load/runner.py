@@ -1,0 +1,218 @@
+"""Schedules and the run loop: fixed concurrency or a seeded Poisson rate.
+
+Warm-up requests run first, as their own phase at the same schedule, and are
+kept in the run marked ``warmup`` but outside its measured window. A run is
+bounded by request count and by duration: past the duration no new request is
+sent and those in flight finish. A watcher task measures the client's own
+event-loop lag; ``measure.latency`` flags a run whose client fell behind, and the
+gates call a failing verdict on such a run inconclusive rather than blame the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pytest_llmserve.client.aio import StreamingClient
+from pytest_llmserve.client.dialects import Prompt
+from pytest_llmserve.load.records import LoadRun, RequestRecord
+
+LAG_TICK_S = 0.01
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How requests are issued: closed loop (``concurrency``) or open loop (``rate_rps``)."""
+
+    requests: int
+    concurrency: int | None = None
+    rate_rps: float | None = None
+    warmup: int = 0
+    max_duration_s: float | None = None
+    max_in_flight: int = 1024  # open loop: a cap so a stalled server cannot exhaust the client
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.concurrency is None) == (self.rate_rps is None):
+            raise ValueError("a schedule needs exactly one of concurrency or rate_rps")
+        if self.requests < 1 or self.warmup < 0:
+            raise ValueError("a schedule needs requests >= 1 and warmup >= 0")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError("concurrency must be >= 1")
+        if self.rate_rps is not None and self.rate_rps <= 0:
+            raise ValueError("rate_rps must be > 0")
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        if self.max_duration_s is not None and self.max_duration_s <= 0:
+            raise ValueError("max_duration_s must be > 0 (leave it out for no time bound)")
+
+    @property
+    def label(self) -> str:
+        return f"c={self.concurrency}" if self.concurrency else f"rate={self.rate_rps:g}/s"
+
+
+Progress = Callable[[str], None]
+
+
+class _Lag:
+    """Worst delay of a 10 ms timer on the client's loop: its own saturation."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+
+    async def watch(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(LAG_TICK_S)
+            self.worst = max(self.worst, time.perf_counter() - before - LAG_TICK_S)
+
+
+async def run_load(
+    client: StreamingClient,
+    prompts: list[Prompt],
+    schedule: Schedule,
+    progress: Progress | None = None,
+    progress_every_s: float = 5.0,
+) -> LoadRun:
+    """Send ``schedule.warmup`` then ``schedule.requests`` prompts (cycling ``prompts``)."""
+    if not prompts:
+        raise ValueError("a load run needs at least one prompt")
+    total = schedule.warmup + schedule.requests
+    records = [
+        RequestRecord(
+            index=i,
+            sent_at=0.0,
+            prompt_tokens_sent=prompts[i % len(prompts)].prompt_tokens,
+            max_tokens=prompts[i % len(prompts)].max_tokens,
+            warmup=i < schedule.warmup,
+        )
+        for i in range(total)
+    ]
+    lag = _Lag()
+    watcher = asyncio.create_task(lag.watch())
+    try:
+        if schedule.warmup:
+            await _phase(client, prompts, records[: schedule.warmup], schedule, None, None, [])
+        lag.worst = 0.0  # warm-up includes connection setup; judge the measured phase only
+        measured = records[schedule.warmup :]
+        reporter = asyncio.create_task(_report(measured, progress, progress_every_s))
+        began = time.perf_counter()
+        notes: list[str] = []
+        stopped_by = await _phase(
+            client, prompts, measured, schedule, schedule.max_duration_s, began, notes
+        )
+        reporter.cancel()
+    finally:
+        watcher.cancel()
+    sent = [r for r in measured if r.sent_at]
+    ended = max((r.last_byte_at or r.sent_at for r in sent), default=began)
+    run = LoadRun(
+        records=[r for r in records if r.sent_at],
+        started_at=min((r.sent_at for r in sent), default=began),
+        ended_at=ended,
+        concurrency=schedule.concurrency,
+        rate_rps=schedule.rate_rps,
+        max_loop_lag_s=lag.worst,
+        stopped_by=stopped_by,
+        notes=notes,
+    )
+    return run
+
+
+async def _phase(
+    client: StreamingClient,
+    prompts: list[Prompt],
+    records: list[RequestRecord],
+    schedule: Schedule,
+    max_duration_s: float | None,
+    began: float | None,
+    notes: list[str],
+) -> str:
+    deadline = (began or time.perf_counter()) + max_duration_s if max_duration_s else None
+    expired = False
+
+    def may_send() -> bool:
+        nonlocal expired
+        expired = expired or (deadline is not None and time.perf_counter() >= deadline)
+        return not expired
+
+    def prompt_of(r: RequestRecord) -> Prompt:
+        return prompts[r.index % len(prompts)]
+
+    if schedule.concurrency is not None:
+        queue = list(reversed(records))
+
+        async def worker() -> None:
+            while queue and may_send():
+                r = queue.pop()
+                await client.send(prompt_of(r), r)
+
+        await asyncio.gather(*(worker() for _ in range(schedule.concurrency)))
+    else:
+        assert schedule.rate_rps is not None
+        rng = random.Random(schedule.seed)
+        gate = asyncio.Semaphore(schedule.max_in_flight)
+        queued: list[int] = []
+        tasks: list[asyncio.Task[RequestRecord]] = []
+
+        async def bounded(r: RequestRecord) -> RequestRecord:
+            if gate.locked():
+                # Latency is timed from the send, so a wait here would go unmeasured.
+                queued.append(r.index)
+            async with gate:
+                return await client.send(prompt_of(r), r)
+
+        # Arrivals on an absolute timeline: sleeping each gap in turn would add every
+        # sleep's overshoot (up to 1 ms each) and fall behind the rate asked for.
+        arrival = time.perf_counter()
+        for r in records:
+            if not may_send():
+                break
+            tasks.append(asyncio.create_task(bounded(r)))
+            arrival += rng.expovariate(schedule.rate_rps)
+            await asyncio.sleep(max(0.0, arrival - time.perf_counter()))
+        await asyncio.gather(*tasks)
+        if queued:
+            notes.append(
+                f"{len(queued)} open-loop request(s) waited behind max_in_flight="
+                f"{schedule.max_in_flight}: their latency excludes that wait"
+            )
+    return "duration" if expired else "count"
+
+
+async def _report(records: list[RequestRecord], progress: Progress | None, every_s: float) -> None:
+    if progress is None:
+        return
+    start = time.perf_counter()
+    while True:
+        await asyncio.sleep(every_s)
+        done = [r for r in records if r.last_byte_at is not None]
+        tokens = sum(r.client_output_tokens for r in records)
+        elapsed = time.perf_counter() - start
+        progress(
+            f"{len(done)}/{len(records)} requests done, {tokens / elapsed:.1f} output tok/s so far"
+        )
+
+
+def run_sync(
+    base_url: str,
+    model: str,
+    prompts: list[Prompt],
+    schedule: Schedule,
+    dialect: str = "openai-completions",
+    progress: Progress | None = None,
+) -> LoadRun:
+    """``run_load`` from synchronous code (a test), on a fresh event loop."""
+    from pytest_llmserve.client.dialects import DIALECTS
+
+    async def go() -> LoadRun:
+        client = StreamingClient(base_url, model, DIALECTS[dialect])
+        try:
+            return await run_load(client, prompts, schedule, progress)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(go())

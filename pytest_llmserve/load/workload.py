@@ -1,0 +1,140 @@
+"""Workloads: seeded prompts with chosen input and output lengths.
+
+Synthetic prompts are slices of real text tokenized once by the server itself
+(``/tokenize``) and sent as token ids, so each prompt has exactly the input length
+asked for, whatever the tokenizer; each request starts at a different offset so
+prefix caching cannot serve one prompt from another. Output length is held by
+``ignore_eos``/``min_tokens`` where the framework supports them; elsewhere the
+shortfall shows in the run's token accounting.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import random
+import tomllib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from pytest_llmserve.client.dialects import Prompt
+
+DISTRIBUTIONS = ("fixed", "uniform", "normal")
+
+
+@dataclass(frozen=True)
+class Lengths:
+    """A token-length distribution: fixed ``mean``; uniform mean±spread; normal(mean, spread)."""
+
+    mean: int
+    kind: str = "fixed"
+    spread: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in DISTRIBUTIONS:
+            raise ValueError(
+                f"length distribution {self.kind!r} (valid: {', '.join(DISTRIBUTIONS)})"
+            )
+        if self.mean < 1 or self.spread < 0:
+            raise ValueError(f"lengths need mean >= 1 and spread >= 0, got {self}")
+
+    def sample(self, rng: random.Random) -> int:
+        if self.kind == "uniform":
+            value = rng.randint(self.mean - self.spread, self.mean + self.spread)
+        elif self.kind == "normal":
+            value = round(rng.gauss(self.mean, self.spread))
+        else:
+            value = self.mean
+        return max(1, value)
+
+
+# Modules whose import has no side effects; their docstrings are the corpus.
+_CORPUS_MODULES = (
+    "argparse", "asyncio", "calendar", "collections", "contextlib", "csv", "dataclasses",
+    "datetime", "decimal", "difflib", "email", "enum", "fractions", "functools", "gettext",
+    "heapq", "html", "inspect", "ipaddress", "itertools", "json", "logging", "mailbox",
+    "pathlib", "pickle", "queue", "random", "shutil", "socket", "sqlite3", "statistics",
+    "string", "subprocess", "tarfile", "tempfile", "textwrap", "threading", "typing",
+    "unittest", "urllib.parse", "uuid", "zipfile",
+)  # fmt: skip
+
+
+def corpus_text() -> str:
+    """Real English prose from the installed standard library's docstrings (no download).
+
+    Deterministic for a Python version: a fixed module list, members in name order.
+    """
+    parts: list[str] = []
+    # Reading some members warns (typing.io/typing.re on 3.11); under a project's
+    # filterwarnings = error that would abort the load run.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for name in _CORPUS_MODULES:
+            module = importlib.import_module(name)
+            for obj in [module, *(v for _, v in sorted(vars(module).items()))]:
+                doc = inspect.getdoc(obj) if callable(obj) or obj is module else None
+                if doc and len(doc) > 200 and doc not in parts:
+                    parts.append(doc)
+    return "\n\n".join(parts)
+
+
+def server_token_ids(base_url: str, model: str, text: str) -> list[int]:
+    """Tokenize with the served model's own tokenizer (vLLM, SGLang, llama.cpp: /tokenize)."""
+    r = httpx.post(
+        f"{base_url}/tokenize",
+        json={"model": model, "prompt": text, "add_special_tokens": False},
+        timeout=120,
+    )
+    r.raise_for_status()
+    return [int(t) for t in r.json()["tokens"]]
+
+
+def synthetic(
+    corpus_ids: list[int], n: int, inputs: Lengths, outputs: Lengths, seed: int = 0
+) -> list[Prompt]:
+    """``n`` token-id prompts cut from ``corpus_ids`` at seeded offsets."""
+    rng = random.Random(seed)
+    prompts = []
+    for _ in range(n):
+        length = inputs.sample(rng)
+        prompts.append(Prompt(_slice(corpus_ids, length, rng), length, outputs.sample(rng)))
+    return prompts
+
+
+def shared_prefix(
+    corpus_ids: list[int], n: int, prefix: int, suffixes: Lengths, outputs: Lengths, seed: int = 0
+) -> list[Prompt]:
+    """Prompts that share their first ``prefix`` tokens (the system-prompt pattern)."""
+    rng = random.Random(seed)
+    common = _slice(corpus_ids, prefix, rng)
+    prompts = []
+    for _ in range(n):
+        tail = _slice(corpus_ids, suffixes.sample(rng), rng)
+        prompts.append(Prompt(common + tail, prefix + len(tail), outputs.sample(rng)))
+    return prompts
+
+
+def prompt_set(path: Path, outputs: Lengths, seed: int = 0) -> list[Prompt]:
+    """Fixed text prompts from a TOML file (``prompts = ["...", ...]``); lengths as tokenized."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+    texts = data.get("prompts")
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts) or not texts:
+        raise ValueError(f'{path}: expected prompts = ["...", ...]')
+    rng = random.Random(seed)
+    # Text prompts: their token count is known only after the server tokenizes them;
+    # the word count stands in until usage reports the real one.
+    return [Prompt(t, len(t.split()), outputs.sample(rng), ignore_eos=True) for t in texts]
+
+
+def _slice(ids: list[int], length: int, rng: random.Random) -> list[int]:
+    if length > len(ids):
+        repeats = length // len(ids) + 1
+        ids = ids * repeats
+    start = rng.randrange(0, len(ids) - length + 1)
+    return ids[start : start + length]

@@ -1,0 +1,1 @@
+"""Measurements: statistics, accuracy through the server, Prometheus, NVML."""

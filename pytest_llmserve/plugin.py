@@ -1,0 +1,286 @@
+"""pytest wiring: options, markers, target parametrization, fixtures, header, summary.
+
+No measurement or lifecycle logic lives here; see ``launch``, ``profile``, ``models``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from pytest_llmserve import options
+from pytest_llmserve.checklist.benchmark import REPLAY
+from pytest_llmserve.checklist.benchmark import record as benchmark_record
+from pytest_llmserve.checklist.gate import Verdict
+from pytest_llmserve.checklist.performance import Measured, PerfHarness
+from pytest_llmserve.client.openai import OpenAIClient
+from pytest_llmserve.errors import ProfileError
+from pytest_llmserve.frameworks import registry
+from pytest_llmserve.launch import labels
+from pytest_llmserve.launch.pool import ServerPool
+from pytest_llmserve.launch.server import Server
+from pytest_llmserve.measure import gpus
+from pytest_llmserve.models import catalog
+from pytest_llmserve.profile.checks import PerfChecks, perf_checks
+from pytest_llmserve.profile.markers import marker_lines, marks_for
+from pytest_llmserve.profile.model import Target
+
+
+@dataclass
+class LLMServeState:
+    """Everything the plugin keeps for one session (in ``config.stash``)."""
+
+    settings: options.Settings
+    pool: ServerPool
+    swept: list[labels.Labelled] = field(default_factory=list)
+    verdicts: list[tuple[str, Verdict]] = field(default_factory=list)
+    _gpus: gpus.GpuInventory | None = None
+
+    def gpus(self) -> gpus.GpuInventory:
+        if self._gpus is None:
+            self._gpus = gpus.inventory()
+        return self._gpus
+
+
+STATE = pytest.StashKey[LLMServeState]()
+_PREVIOUS_SIGTERM = pytest.StashKey[Any]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    options.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in marker_lines():
+        config.addinivalue_line("markers", line)
+    try:
+        settings = options.parse_settings(config)
+    except ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    session_dir = settings.log_dir / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}")
+    pool = ServerPool(session_dir, _embedded_resolver(config, settings))
+    config.stash[STATE] = LLMServeState(settings, pool)
+    atexit.register(pool.stop_all)
+    _stop_servers_on_sigterm(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        state.pool.stop_all()
+        atexit.unregister(state.pool.stop_all)
+    previous = config.stash.get(_PREVIOUS_SIGTERM, None)
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_servers_on_sigterm(config: pytest.Config) -> None:
+    """CI runners stop jobs with SIGTERM; turn it into an interrupt so teardown stops servers."""
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        config.stash[_PREVIOUS_SIGTERM] = signal.SIG_DFL
+
+        def interrupt(signum: int, frame: FrameType | None) -> None:
+            raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
+
+        signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        pass  # not the main thread: leave signals alone
+
+
+def _embedded_resolver(
+    config: pytest.Config, settings: options.Settings
+) -> Callable[[catalog.Variant], Path]:
+    def resolve(variant: catalog.Variant) -> Path:
+        from pytest_llmserve.models.embedded import ensure_variant
+
+        return ensure_variant(
+            variant,
+            cache_dir=settings.cache_dir,
+            progress=_live_line(config),
+            builder_python=settings.builder_python,
+        )
+
+    return resolve
+
+
+def _live_line(config: pytest.Config) -> Callable[[str], None]:
+    """Write a progress line to the terminal now, past output capture (builds take minutes)."""
+
+    def write(line: str) -> None:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        capture = config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"llmserve: {line}")
+        else:
+            reporter.write_line(f"llmserve: {line}")
+
+    return write
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    state = session.config.stash[STATE]
+    if not hasattr(session.config, "workerinput"):  # xdist workers: the controller sweeps
+        state.swept = labels.sweep_orphans()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    state = config.stash[STATE]
+    s = state.settings
+    lines = [
+        f"llmserve: profile {s.profile.name} ({s.profile.source}); "
+        f"{len(s.selected)} of {len(s.profile.targets)} targets selected",
+    ]
+    for t in s.selected:
+        lines.append(
+            f"llmserve:   {t.name}: {t.framework} {t.precision_label} {t.layout_label} "
+            f"{t.device} via {t.launcher} ({t.model})"
+        )
+    versions = []
+    for name in sorted({t.framework for t in s.selected}):
+        versions.append(f"{name} {registry.get(name).version() or 'not installed'}")
+    if versions:
+        lines.append("llmserve: frameworks: " + ", ".join(versions))
+    if state.swept:
+        lines.append(
+            f"llmserve: swept {len(state.swept)} leftover server process(es) of a "
+            "killed earlier session"
+        )
+    return lines
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "llm_target" not in metafunc.fixturenames:
+        return
+    selected = metafunc.config.stash[STATE].settings.selected
+    params = [pytest.param(t, id=t.name, marks=marks_for(t)) for t in selected]
+    metafunc.parametrize("llm_target", params, indirect=True, scope="session")
+
+
+@pytest.fixture(scope="session")
+def llm_target(request: pytest.FixtureRequest) -> Target:
+    """The target this test runs against (tests are parametrized over the selected targets)."""
+    target: Target = request.param
+    return target
+
+
+@pytest.fixture(scope="session")
+def llm_server(llm_target: Target, request: pytest.FixtureRequest) -> Iterator[Server]:
+    """The ready server of this target, started once and shared until its tests are done."""
+    state = request.config.stash[STATE]
+    if llm_target.device == "gpu":
+        inv = state.gpus()
+        needed = max(1, llm_target.gpus)
+        if inv.count < needed:
+            pytest.skip(
+                f"target {llm_target.name} needs {needed} GPU(s); "
+                f"{inv.why_none or f'this machine has {inv.count}'}"
+            )
+    server = state.pool.get(llm_target)
+    try:
+        yield server
+    finally:
+        state.pool.release(llm_target)
+
+
+@pytest.fixture(scope="session")
+def llm_perf(llm_server: Server, request: pytest.FixtureRequest) -> PerfHarness:
+    """Load runs against this target's server, cached for the session."""
+    return PerfHarness(llm_server, progress=_live_line(request.config))
+
+
+@pytest.fixture(scope="session")
+def llm_checks(llm_target: Target) -> PerfChecks:
+    """This target's performance checks from the profile (validated when it loaded)."""
+    return perf_checks(llm_target.checks, f"target {llm_target.name}")
+
+
+@pytest.fixture
+def llm_judge(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record verdicts and turn the worst into the test's outcome.
+
+    Fail fails; inconclusive skips with its reason (or fails, with
+    ``--llmserve-inconclusive=fail``); only all-pass passes.
+    """
+    state = request.config.stash[STATE]
+
+    def judge(*verdicts: Verdict) -> None:
+        state.verdicts.extend((request.node.nodeid, v) for v in verdicts)
+        failed = [v.reason for v in verdicts if v.outcome == "fail"]
+        if failed:
+            pytest.fail("\n".join(failed), pytrace=False)
+        unsure = [v.reason for v in verdicts if v.outcome == "inconclusive"]
+        if unsure and state.settings.inconclusive == "fail":
+            pytest.fail("INCONCLUSIVE: " + "\n".join(unsure), pytrace=False)
+        if unsure:
+            pytest.skip("INCONCLUSIVE: " + "\n".join(unsure))
+
+    return judge
+
+
+@pytest.fixture
+def llm_record() -> Callable[[Any, Measured], None]:
+    """Record a load run as this test's pytest-benchmark entry."""
+    return benchmark_record
+
+
+@pytest.fixture
+def llm_client(llm_server: Server) -> Iterator[OpenAIClient]:
+    """A client for this target's served model; fails at once if the server has died."""
+    gone = llm_server.exited()
+    if gone is not None:
+        pytest.fail(
+            f"server of {llm_server.target.name} {gone}\n"
+            f"log: {llm_server.log_path}\n{llm_server.log_tail()}",
+            pytrace=False,
+        )
+    with OpenAIClient(llm_server.base_url, llm_server.served_name) as client:
+        yield client
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        uses = getattr(item, "fixturenames", ())
+        if callspec is None or "benchmark" not in uses or "llm_target" not in callspec.params:
+            continue
+        if item.get_closest_marker("benchmark") is None:
+            group = f"llmserve {callspec.params['llm_target'].name}"
+            item.add_marker(pytest.mark.benchmark(timer=REPLAY, group=group))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    if state.pool.records:
+        terminalreporter.section("llmserve servers")
+    for rec in state.pool.records.values():
+        if rec.error:
+            terminalreporter.write_line(f"{rec.target}: FAILED TO START: {rec.error}")
+        else:
+            terminalreporter.write_line(
+                f"{rec.target}: ready in {rec.ready_s:.1f} s "
+                f"(model resolved in {rec.model_seconds:.1f} s)"
+            )
+        if rec.log_path:
+            terminalreporter.write_line(f"    log: {rec.log_path}")
+    if state.verdicts:
+        terminalreporter.section("llmserve checks")
+        for nodeid, v in state.verdicts:
+            terminalreporter.write_line(
+                f"{v.outcome.upper():12} {nodeid.split('::')[-1]}: {v.reason}"
+            )

@@ -1,0 +1,1 @@
+"""Profiles and targets: what to serve, and the markers each target carries."""

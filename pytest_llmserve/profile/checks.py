@@ -1,0 +1,147 @@
+"""The ``checks`` table of a target, typed: floors, SLOs and the load shape behind them.
+
+Parsed for every target when the profile loads, so a typo in a floor fails the
+session before any server starts. A check left out of the profile is not run
+(its test skips and says so); it is never judged against a made-up default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, TypeVar
+
+from pytest_llmserve.errors import ProfileError
+
+PERCENTILES = ("p50", "p90", "p95", "p99")
+DISTRIBUTIONS = ("fixed", "uniform", "normal")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Synthetic prompts: exact input length (token ids) and output length (ignore_eos)."""
+
+    input_tokens: int = 128
+    output_tokens: int = 64
+    distribution: str = "fixed"
+    spread: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Output tok/s at ``concurrency`` must be at least ``min_output_tok_s``."""
+
+    min_output_tok_s: float
+    concurrency: int = 16
+    requests: int = 64
+    warmup: int = 4
+
+
+@dataclass(frozen=True)
+class Latency:
+    """TTFT and TPOT at ``percentile`` must stay within the bounds (MLPerf style: p99)."""
+
+    concurrency: int = 4
+    requests: int = 500
+    warmup: int = 4
+    output_tokens: int = 16
+    percentile: str = "p99"
+    max_ttft_s: float | None = None
+    max_tpot_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Batching works: output tok/s at ``high`` concurrency ≥ ``min_ratio`` x at ``low``."""
+
+    min_ratio: float
+    low: int = 1
+    high: int = 16
+    requests_low: int = 16
+    requests_high: int = 64
+
+
+@dataclass(frozen=True)
+class Goodput:
+    """Requests/s meeting every bound, on the latency run's load, must reach ``min_rps``."""
+
+    min_rps: float
+    max_ttft_s: float | None = None
+    max_tpot_s: float | None = None
+    max_e2e_s: float | None = None
+
+
+@dataclass(frozen=True)
+class PerfChecks:
+    workload: Workload
+    throughput: Throughput | None
+    latency: Latency | None
+    scaling: Scaling | None
+    goodput: Goodput | None
+
+
+T = TypeVar("T")
+_TABLES: dict[str, type] = {
+    "workload": Workload,
+    "throughput": Throughput,
+    "latency": Latency,
+    "scaling": Scaling,
+    "goodput": Goodput,
+}
+# Other issues' tables (accuracy, history...) are validated by their own modules.
+OTHER_TABLES = ("accuracy", "metrics", "errors", "robustness", "footprint")
+
+
+def perf_checks(checks: dict[str, Any], where: str) -> PerfChecks:
+    """Typed performance checks of one target; ``ProfileError`` names the field and fix."""
+    for key in checks:
+        if key not in _TABLES and key not in OTHER_TABLES:
+            valid = ", ".join([*_TABLES, *OTHER_TABLES])
+            raise ProfileError(f"{where}: checks.{key}: unknown check (valid: {valid})")
+    parsed = {name: _table(checks.get(name), cls, f"{where}: checks.{name}")
+              for name, cls in _TABLES.items()}  # fmt: skip
+    workload = parsed["workload"] or Workload()
+    return PerfChecks(workload, parsed["throughput"], parsed["latency"], parsed["scaling"],
+                      parsed["goodput"])  # fmt: skip
+
+
+def _table(raw: Any, cls: type[T], where: str) -> T | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{where}: expected a table, got {type(raw).__name__}")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    for key, value in raw.items():
+        if key not in known:
+            raise ProfileError(f"{where}.{key}: unknown field (valid: {', '.join(known)})")
+        kind = str(known[key].type)
+        ok = (
+            (isinstance(value, str) if "str" in kind else False)
+            or (isinstance(value, int) and not isinstance(value, bool) and "int" in kind)
+            or (isinstance(value, (int, float)) and not isinstance(value, bool) and "float" in kind)
+        )
+        if not ok:
+            raise ProfileError(f"{where}.{key}: expected {kind}, got {value!r}")
+        if isinstance(value, (int, float)) and value < 0:
+            raise ProfileError(f"{where}.{key}: must be >= 0, got {value}")
+    try:
+        obj = cls(**raw)
+    except TypeError as exc:  # a required field is missing
+        missing = [n for n, f in known.items() if n not in raw and f.default is MISSING]
+        raise ProfileError(f"{where}: missing {', '.join(missing) or exc}") from None
+    _choices(obj, where)
+    return obj
+
+
+def _choices(obj: Any, where: str) -> None:
+    for name, valid in (("percentile", PERCENTILES), ("distribution", DISTRIBUTIONS)):
+        value = getattr(obj, name, None)
+        if value is not None and value not in valid:
+            raise ProfileError(
+                f"{where}.{name}: {value!r} is not valid (valid: {', '.join(valid)})"
+            )
+    for name in ("concurrency", "requests", "low", "high", "requests_low", "requests_high",
+                 "input_tokens", "output_tokens"):  # fmt: skip
+        value = getattr(obj, name, None)
+        if value is not None and value < 1:
+            raise ProfileError(f"{where}.{name}: must be >= 1, got {value}")

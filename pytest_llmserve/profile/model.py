@@ -1,0 +1,100 @@
+"""The typed shape of a profile: targets and the vocabulary their fields may take.
+
+Everything here is immutable and validated by ``profile.load``; code further down
+the layers can trust these values without checking them again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Every framework the design knows; markers exist for all of them so that
+# `-m tgi` is a valid expression even before a TGI module is registered.
+KNOWN_FRAMEWORKS = ("vllm", "tgi", "trtllm", "sglang", "llamacpp")
+
+# Weight (and activation) precision of the served model. The quantization method
+# (gptq, awq, smoothquant...) is a separate field: `precision_int4` selects every
+# 4-bit target whatever its method.
+PRECISIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
+QUANT_METHODS = ("gptq", "awq", "smoothquant", "dynamic")
+KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
+DEVICES = ("cpu", "gpu")
+LAUNCHERS = ("process", "docker", "external")
+
+EMBEDDED_PREFIX = "embedded:"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One server configuration: the unit every test runs against."""
+
+    name: str
+    framework: str
+    model: str
+    precision: str
+    method: str | None = None
+    kv_cache_dtype: str = "auto"
+    tp: int = 1
+    pp: int = 1
+    device: str = "cpu"
+    launcher: str = "process"
+    url: str | None = None
+    served_name: str | None = None
+    max_model_len: int | None = None
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    startup_timeout_s: float = 600.0
+    slow: bool = False
+    checks: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.model.startswith(EMBEDDED_PREFIX)
+
+    @property
+    def embedded_name(self) -> str:
+        return self.model[len(EMBEDDED_PREFIX) :]
+
+    @property
+    def model_path(self) -> Path:
+        return Path(self.model).expanduser()
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp if self.device == "gpu" else 0
+
+    @property
+    def precision_label(self) -> str:
+        """Human label, e.g. ``int4-gptq`` or ``bf16+kv-fp8``."""
+        label = self.precision + (f"-{self.method}" if self.method else "")
+        if self.kv_cache_dtype != "auto":
+            label += f"+kv-{self.kv_cache_dtype}"
+        return label
+
+    @property
+    def layout_label(self) -> str:
+        return f"tp{self.tp}pp{self.pp}"
+
+    def env_dict(self) -> dict[str, str]:
+        return dict(self.env)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated profile: where it came from and its targets, in file order."""
+
+    source: str
+    name: str
+    targets: tuple[Target, ...]
+
+    def target(self, name: str) -> Target:
+        for t in self.targets:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def target_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.targets)

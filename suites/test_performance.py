@@ -1,0 +1,132 @@
+"""Performance: throughput floor, latency SLO, batching scales, goodput.
+
+Floors and bounds come from the target's ``checks`` in the profile; a check the
+profile leaves out is skipped with that reason. Each verdict compares the bound
+with a 95% confidence interval: pass, fail, or inconclusive with the reason.
+Definitions (vLLM's benchmark): TTFT = request sent → first generated text;
+TPOT = (E2E - TTFT) / (output tokens - 1); E2E = request sent → last byte;
+output tok/s = server-counted output tokens / measured window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_llmserve.checklist.gate import (
+    check_at_least,
+    check_at_most,
+    check_ratio_at_least,
+)
+from pytest_llmserve.checklist.performance import PerfHarness, with_doubts
+from pytest_llmserve.load.runner import Schedule
+from pytest_llmserve.measure.latency import SLO
+from pytest_llmserve.profile.checks import PerfChecks
+
+Judge = Callable[..., None]
+Record = Callable[..., None]
+
+
+def test_output_throughput_floor(
+    llm_perf: PerfHarness,
+    llm_checks: PerfChecks,
+    llm_judge: Judge,
+    llm_record: Record,
+    benchmark: Any,
+) -> None:
+    spec = llm_checks.throughput or pytest.skip("the profile sets no throughput floor")
+    schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
+    run = llm_perf.run(llm_checks.workload, schedule)
+    llm_record(benchmark, run)
+    rate = run.metrics.output_throughput
+    verdict = check_at_least(
+        f"output tok/s at c={spec.concurrency}",
+        rate.point,
+        rate.interval,
+        spec.min_output_tok_s,
+        "tok/s",
+        why_no_interval=rate.note,
+    )
+    llm_judge(with_doubts(verdict, run))
+
+
+def test_latency_slo(
+    llm_perf: PerfHarness,
+    llm_checks: PerfChecks,
+    llm_judge: Judge,
+    llm_record: Record,
+    benchmark: Any,
+) -> None:
+    spec = llm_checks.latency or pytest.skip("the profile sets no latency SLO")
+    if spec.max_ttft_s is None and spec.max_tpot_s is None:
+        pytest.skip("the latency check sets neither max_ttft_s nor max_tpot_s")
+    schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
+    run = llm_perf.run(llm_checks.workload, schedule, spec.output_tokens)
+    llm_record(benchmark, run)
+    verdicts = []
+    for summary, bound in (
+        (run.metrics.ttft, spec.max_ttft_s),
+        (run.metrics.tpot, spec.max_tpot_s),
+    ):
+        if bound is None:
+            continue
+        verdicts.append(
+            with_doubts(
+                check_at_most(
+                    f"{summary.name} {spec.percentile}",
+                    summary.point(spec.percentile),
+                    summary.interval(spec.percentile),
+                    bound,
+                    "s",
+                    n=summary.n,
+                    why_no_interval=summary.why_no_interval(spec.percentile),
+                ),
+                run,
+            )
+        )
+    llm_judge(*verdicts)
+
+
+def test_batching_scales(
+    llm_perf: PerfHarness,
+    llm_checks: PerfChecks,
+    llm_judge: Judge,
+    llm_record: Record,
+    benchmark: Any,
+) -> None:
+    spec = llm_checks.scaling or pytest.skip("the profile sets no batching-scaling check")
+    warmup = llm_checks.throughput.warmup if llm_checks.throughput else 4
+    high = llm_perf.run(llm_checks.workload, Schedule(spec.requests_high, spec.high, warmup=warmup))
+    low = llm_perf.run(llm_checks.workload, Schedule(spec.requests_low, spec.low, warmup=1))
+    llm_record(benchmark, low)
+    hi, lo = high.metrics.output_throughput, low.metrics.output_throughput
+    verdict = check_ratio_at_least(
+        f"output tok/s c={spec.high} / c={spec.low}",
+        hi.point,
+        hi.interval,
+        lo.point,
+        lo.interval,
+        spec.min_ratio,
+    )
+    llm_judge(with_doubts(verdict, high, low))
+
+
+def test_goodput_floor(
+    llm_perf: PerfHarness,
+    llm_checks: PerfChecks,
+    llm_judge: Judge,
+    llm_record: Record,
+    benchmark: Any,
+) -> None:
+    spec = llm_checks.goodput or pytest.skip("the profile sets no goodput floor")
+    load = llm_checks.latency or pytest.skip("goodput is measured on the latency check's load")
+    schedule = Schedule(load.requests, load.concurrency, warmup=load.warmup)
+    run = llm_perf.run(llm_checks.workload, schedule, load.output_tokens)
+    llm_record(benchmark, run)
+    rate = run.metrics.goodput(SLO(spec.max_ttft_s, spec.max_tpot_s, spec.max_e2e_s))
+    verdict = check_at_least(
+        "goodput", rate.point, rate.interval, spec.min_rps, "req/s", why_no_interval=rate.note
+    )
+    llm_judge(with_doubts(verdict, run))

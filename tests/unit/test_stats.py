@@ -1,0 +1,150 @@
+"""Summaries and rates: numpy's percentiles, honest intervals, None with a reason when too few."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pytest_llmserve.measure.stats import (
+    TOO_FEW,
+    min_samples,
+    rate_interval,
+    summarize,
+    t_quantile,
+)
+
+
+def test_points_equal_numpy_on_random_data() -> None:
+    x = np.random.default_rng(3).lognormal(size=777)
+    s = summarize(x, "ttft", "s")
+    assert s.n == 777
+    assert s.mean == pytest.approx(x.mean())
+    for stat, q in {"p50": 50, "p90": 90, "p95": 95, "p99": 99}.items():
+        assert s.point(stat) == pytest.approx(np.percentile(x, q))
+
+
+def test_interval_contains_true_median_of_large_normal_sample() -> None:
+    x = np.random.default_rng(1).normal(10.0, 2.0, size=4000)
+    s = summarize(x, "e2e", "s")
+    assert s.p50_ci is not None
+    assert s.mean_ci is not None
+    assert s.p50_ci[0] < 10.0 < s.p50_ci[1]
+    assert s.mean_ci[0] < 10.0 < s.mean_ci[1]
+    for stat in ("mean", "p50", "p90", "p95", "p99"):
+        interval, point = s.interval(stat), s.point(stat)
+        assert interval is not None
+        assert point is not None
+        assert interval[0] <= point <= interval[1]
+
+
+def test_bootstrap_is_deterministic_for_a_seed() -> None:
+    x = np.random.default_rng(2).exponential(size=600)
+    assert summarize(x, "itl", "s", seed=5) == summarize(x, "itl", "s", seed=5)
+    assert summarize(x, "itl", "s", seed=5).p50_ci != summarize(x, "itl", "s", seed=6).p50_ci
+
+
+def test_interval_width_shrinks_with_n() -> None:
+    rng = np.random.default_rng(4)
+
+    def width(n: int) -> float:
+        lo, hi = summarize(rng.normal(size=n), "x", "s").p50_ci or (0.0, np.inf)
+        return hi - lo
+
+    small, large = width(200), width(5000)
+    assert large < small / 3  # ~ 1/sqrt(n): expected ratio 5
+
+
+def test_too_few_samples_gives_no_interval_and_says_so() -> None:
+    s = summarize(np.arange(60.0), "tpot", "s")
+    assert s.p50_ci is not None
+    assert s.p90_ci is not None  # needs 50
+    assert s.p95_ci is None  # needs 100
+    assert s.p99_ci is None  # needs 500
+    assert s.p99 is not None  # the point is still reported
+    assert any(TOO_FEW in note and note.startswith("p99") for note in s.notes)
+    assert TOO_FEW in (s.why_no_interval("p99") or "")
+    assert s.why_no_interval("p50") is None
+
+
+def test_minimum_sample_counts() -> None:
+    assert [min_samples(s) for s in ("mean", "p50", "p90", "p95", "p99")] == [10, 10, 50, 100, 500]
+
+
+def test_empty_summary_has_no_figures() -> None:
+    s = summarize([], "ttft", "s")
+    assert s.n == 0
+    assert s.mean is None
+    assert s.p99 is None
+    assert s.interval("p50") is None
+    assert s.to_dict()["p50"] == {"point": None, "interval": None}
+
+
+def test_large_samples_use_order_statistics_and_agree_with_bootstrap() -> None:
+    x = np.random.default_rng(5).normal(size=3000)
+    boot = summarize(x, "itl", "s")
+    order = summarize(x, "itl", "s", max_bootstrap_n=1000)
+    assert order.method.startswith("order statistics")
+    for stat in ("mean", "p50", "p90", "p99"):
+        b, o, point = boot.interval(stat), order.interval(stat), order.point(stat)
+        assert b is not None
+        assert o is not None
+        assert point is not None
+        assert o[0] <= point <= o[1]
+        assert (o[1] - o[0]) == pytest.approx(b[1] - b[0], rel=0.35)
+
+
+def test_to_dict_carries_unit_n_level_and_intervals() -> None:
+    d = summarize(np.arange(100.0), "e2e", "s").to_dict()
+    assert (d["name"], d["unit"], d["n"], d["level"]) == ("e2e", "s", 100, 0.95)
+    assert len(d["p50"]["interval"]) == 2
+    assert d["p99"]["interval"] is None
+
+
+@pytest.mark.parametrize(
+    ("df", "level", "expected"),
+    [(1, 0.95, 12.706), (4, 0.95, 2.776), (9, 0.95, 2.262), (30, 0.95, 2.042), (9, 0.99, 3.250),
+     (19, 0.90, 1.729)],
+)
+def test_t_quantile_matches_tables(df: int, level: float, expected: float) -> None:
+    assert t_quantile(level, df) == pytest.approx(expected, abs=2e-3)
+
+
+def test_rate_interval_contains_true_rate_of_a_steady_stream() -> None:
+    rng = np.random.default_rng(7)
+    times = np.cumsum(rng.exponential(1 / 50.0, size=5000))  # Poisson, 50 events/s
+    events = [(float(t), 1.0) for t in times if t <= 90.0]
+    r = rate_interval(events, 0.0, 90.0, name="req", unit="req/s")
+    assert r.point == pytest.approx(len(events) / 90.0)
+    assert r.interval is not None
+    assert r.interval[0] < 50.0 < r.interval[1]
+    assert r.interval[1] - r.interval[0] < 5.0
+    assert r.windows == 10
+
+
+def test_rate_interval_of_a_perfectly_regular_stream_is_tight() -> None:
+    events = [(i * 0.1 + 0.05, 2.0) for i in range(100)]  # 20 per second, 10 s
+    r = rate_interval(events, 0.0, 10.0)
+    assert r.point == pytest.approx(20.0)
+    assert r.interval == pytest.approx((20.0, 20.0))
+
+
+def test_rate_interval_refuses_a_run_too_short_for_its_windows() -> None:
+    r = rate_interval([(0.5, 10.0), (1.5, 10.0)], 0.0, 2.0, min_window_s=1.0)
+    assert r.point == pytest.approx(10.0)
+    assert r.interval is None
+    assert "too short" in r.note
+    assert r.windows == 2
+
+
+def test_rate_interval_of_an_empty_window() -> None:
+    r = rate_interval([], 5.0, 5.0)
+    assert r.point is None
+    assert r.interval is None
+    assert r.note == "empty measured window"
+
+
+def test_events_outside_the_window_count_in_the_nearest_window() -> None:
+    events = [(-1.0, 1.0), *[(i + 0.5, 1.0) for i in range(10)], (11.0, 1.0)]
+    r = rate_interval(events, 0.0, 10.0)
+    assert r.total == 12.0
+    assert r.point == pytest.approx(1.2)
