@@ -54,7 +54,7 @@ def server_view(before: prom.Scrape, after: prom.Scrape) -> dict[str, float | No
         h = prom.histogram_delta(before, after, name.removesuffix("_count"))
         out[f"{key}_mean"], out[f"{key}_p50"] = h.mean, h.quantile(0.5)
     gen = after.value("vllm:generation_tokens_total") - before.value("vllm:generation_tokens_total")
-    out["generation_tokens"] = gen
+    out["output_tokens"] = gen
     return out
 
 

@@ -97,8 +97,12 @@ def test_batching_scales(
     benchmark: Any,
 ) -> None:
     spec = llm_checks.scaling or pytest.skip("the profile sets no batching-scaling check")
-    warmup = llm_checks.throughput.warmup if llm_checks.throughput else 4
-    high = llm_perf.run(llm_checks.workload, Schedule(spec.requests_high, spec.high, warmup=warmup))
+    floor = llm_checks.throughput
+    if floor is not None and floor.concurrency == spec.high:  # the throughput run serves both
+        high_schedule = Schedule(floor.requests, floor.concurrency, warmup=floor.warmup)
+    else:
+        high_schedule = Schedule(spec.requests_high, spec.high, warmup=4)
+    high = llm_perf.run(llm_checks.workload, high_schedule)
     low = llm_perf.run(llm_checks.workload, Schedule(spec.requests_low, spec.low, warmup=1))
     llm_record(benchmark, low)
     hi, lo = high.metrics.output_throughput, low.metrics.output_throughput

@@ -75,7 +75,7 @@ async def run_load(
     prompts: list[Prompt],
     schedule: Schedule,
     progress: Progress | None = None,
-    progress_every_s: float = 5.0,
+    progress_every_s: float = 15.0,
 ) -> LoadRun:
     """Send ``schedule.warmup`` then ``schedule.requests`` prompts (cycling ``prompts``)."""
     if not prompts:

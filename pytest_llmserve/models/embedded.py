@@ -186,7 +186,7 @@ def variant_path_if_built(
 
 def ensure_variant(
     variant: Variant,
-    cache_dir: Path | None = None,
+    cache_dir: str | Path | None = None,
     progress: Progress | None = None,
     builder_python: str | None = None,
     *,
@@ -268,7 +268,8 @@ def build_artifact(
                 def on_line(line: str) -> None:
                     log.write(line + "\n")
                     log.flush()
-                    say(line)
+                    if line.strip():  # tqdm's carriage returns leave empty lines
+                        say(line)
                     found = _VERSIONS_RE.match(line)
                     if found:
                         versions.update(json.loads(found.group(1)))

