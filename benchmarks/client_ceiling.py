@@ -8,13 +8,22 @@ This benchmark drives the real code path (``StreamingClient`` with the
 reports in one run:
 
 - chunks/s: text chunks received per second of wall time, and per second of the
-  client process's CPU time (``time.process_time``), which is "chunks/s per core"
-  and is what the target applies to: wall-time rates move with whatever else runs
-  on the machine, CPU cost per chunk moves much less;
+  client process's CPU time (``time.process_time``): "chunks/s per core", which
+  the target applies to. Wall-time rates move with whatever else runs on the
+  machine; CPU cost per chunk moves much less.
+- how the stub packs events decides the client's cost per chunk, so three ways:
+  ``paced`` (each stream gets an event every millisecond, each its own network
+  read while the client keeps up: a real server's pattern and the client's worst
+  case), ``per-event`` (each event its own write, as fast as possible: a slower
+  client finds many waiting at each read) and ``batched`` (a whole response in
+  one write: the best case). Network reads are counted, so events per read says
+  which case a row really measured.
 - requests/s with short responses, where per-request overhead dominates;
-- the time the client adds to TTFT, against a bare-minimum reference client
-  (an asyncio ``Protocol`` that writes the same HTTP request and stamps the first
+- the time the client adds to TTFT, against a bare-minimum reference client (an
+  asyncio ``Protocol`` that writes the same HTTP request and stamps the first
   received bytes containing ``data:``) on the same stub, loop and core;
+- a floor for the paced case: that reference protocol, plus our ``SSEParser``,
+  reading the same paced streams: what any asyncio client pays per event here.
 - the client's worst event-loop lag in each run (``LoadRun.max_loop_lag_s``).
 
 Targets (the issue): >= 20,000 chunks/s per core, < 1 ms added to TTFT. The run
@@ -47,6 +56,7 @@ import numpy as np
 
 from pytest_llmserve.client.aio import StreamingClient
 from pytest_llmserve.client.dialects import DIALECTS, Prompt
+from pytest_llmserve.client.sse import SSEParser
 from pytest_llmserve.load.records import LoadRun
 from pytest_llmserve.load.runner import Schedule, run_load
 from pytest_llmserve.measure.latency import ttft
@@ -58,9 +68,10 @@ DIALECT = "openai-completions"
 MODEL = "stub"
 # Request counts are sized from these generous ceilings so a run ends by duration;
 # a run that ends by count instead is flagged (its figures are still valid, shorter).
-MAX_CHUNKS_PER_S = 150_000
+MAX_CHUNKS_PER_S = 400_000
 MAX_REQUESTS_PER_S = 10_000
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+DISTURBED = 0.2  # others' share of the client's core beyond which a row is flagged
 
 
 # --- the machine around the run -----------------------------------------------------
@@ -106,16 +117,51 @@ def busy_processes(exclude: set[int], limit: int = 3) -> list[str]:
     return busy[:limit]
 
 
+class ReadCounter:
+    """Counts the client's network reads: each ``data_received`` of anyio's asyncio
+    stream protocol (what httpx reads through) is one read from the socket.
+
+    Arrival stamps cannot tell reads apart: the client stamps every HTTP chunk that
+    h11 hands over, and one read can carry many. The wrapper costs well under 1% of
+    a read's handling. If anyio's internals move, the count is unavailable (None).
+    """
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.available = False
+        try:
+            from anyio._backends import _asyncio as anyio_asyncio
+
+            protocol = anyio_asyncio.StreamProtocol
+            original = protocol.data_received
+        except (ImportError, AttributeError):
+            return
+        counter = self
+
+        def data_received(self: anyio_asyncio.StreamProtocol, data: bytes) -> None:
+            counter.reads += 1
+            original(self, data)
+
+        protocol.data_received = data_received  # type: ignore[method-assign]
+        self.available = True
+
+
+READS = ReadCounter()
+
+
 # --- the stub ----------------------------------------------------------------------
 
 
 class StubProcess:
     """``stub_server.py`` in its own process, pinned to ``core``; ``base_url`` once up."""
 
-    def __init__(self, mode: str, core: int) -> None:
+    def __init__(self, mode: str, core: int, interval_ms: float = 1.0) -> None:
         self.mode = mode
         self.proc = subprocess.Popen(
-            [sys.executable, str(STUB), "--mode", mode, "--core", str(core)],
+            [
+                *(sys.executable, str(STUB), "--mode", mode),
+                *("--core", str(core), "--interval-ms", str(interval_ms)),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -137,11 +183,13 @@ class StubProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 @contextlib.contextmanager
-def stub(mode: str, core: int) -> Iterator[StubProcess]:
-    s = StubProcess(mode, core)
+def stub(mode: str, core: int, interval_ms: float = 1.0) -> Iterator[StubProcess]:
+    s = StubProcess(mode, core, interval_ms)
     try:
         yield s
     finally:
@@ -153,7 +201,7 @@ def stub(mode: str, core: int) -> Iterator[StubProcess]:
 
 @dataclass
 class Meter:
-    """CPU and wall time around one run: the client's, the stub's, and the client core's."""
+    """CPU, wall time and reads around one run: the client's, the stub's, the core's."""
 
     client_core: int
     stub: StubProcess
@@ -161,12 +209,14 @@ class Meter:
     client_cpu: float = 0.0
     stub_cpu: float = 0.0
     core_busy: float = 0.0
+    reads: int = 0
 
     def __enter__(self) -> Meter:
         self.wall = -time.perf_counter()
         self.client_cpu = -time.process_time()
         self.stub_cpu = -self.stub.cpu_s()
         self.core_busy = -core_busy_s(self.client_core)
+        self.reads = -READS.reads
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -174,6 +224,7 @@ class Meter:
         self.client_cpu += time.process_time()
         self.stub_cpu += self.stub.cpu_s()
         self.core_busy += core_busy_s(self.client_core)
+        self.reads += READS.reads
 
     @property
     def others_on_client_core(self) -> float:
@@ -190,12 +241,12 @@ class StreamRow:
     tokens: int
     run: LoadRun
     meter: Meter
+    offered: float | None = None  # paced: events/s the stub offers (concurrency / interval)
     completed: int = 0
     failed: int = 0
     chunks: int = 0  # text chunks of completed measured requests
     chunks_all: int = 0  # text chunks of every request, warm-up included (CPU denominator)
     requests_all: int = 0
-    reads: int = 0  # network reads that carried text (distinct arrival stamps per request)
     wrong_counts: int = 0  # completed requests whose chunk count was not `tokens`
     notes: list[str] = field(default_factory=list)
 
@@ -207,7 +258,6 @@ class StreamRow:
             if r.ok and r.first_token_at is not None:
                 self.completed += 1
                 self.chunks += len(r.chunk_times)
-                self.reads += len(set(r.chunk_times))
                 self.wrong_counts += len(r.chunk_times) != self.tokens
             else:
                 self.failed += 1
@@ -235,8 +285,11 @@ class StreamRow:
         return self.requests_all / self.meter.client_cpu if self.meter.client_cpu else 0.0
 
     @property
-    def events_per_read(self) -> float:
-        return self.chunks / self.reads if self.reads else 0.0
+    def events_per_read(self) -> float | None:
+        """Text events per network read, over every read of the run (headers included)."""
+        if not READS.available or not self.meter.reads:
+            return None
+        return self.chunks_all / self.meter.reads
 
 
 def request_cap(seconds: float, tokens: int, concurrency: int) -> int:
@@ -247,11 +300,11 @@ def request_cap(seconds: float, tokens: int, concurrency: int) -> int:
 async def stream_run(
     client: StreamingClient,
     s: StubProcess,
-    label: str,
     concurrency: int,
     tokens: int,
     seconds: float,
     client_core: int,
+    offered: float | None = None,
 ) -> StreamRow:
     """One closed-loop run at ``concurrency`` for ``seconds``, after one warm-up round."""
     prompts = [Prompt(prompt="hello stub", prompt_tokens=2, max_tokens=tokens)]
@@ -263,32 +316,22 @@ async def stream_run(
     )
     with Meter(client_core, s) as meter:
         run = await run_load(client, prompts, schedule)
-    return StreamRow(label, concurrency, tokens, run, meter)
-
-
-@dataclass
-class TTFTResult:
-    ours: list[float]
-    reference: list[float]
-    max_loop_lag_s: float
-    others_on_client_core: float
-
-    @staticmethod
-    def pct(values: list[float], q: float) -> float:
-        return float(np.percentile(values, q))
-
-    def added(self, q: float) -> float:
-        return self.pct(self.ours, q) - self.pct(self.reference, q)
+    return StreamRow(s.mode, concurrency, tokens, run, meter, offered)
 
 
 class _ReferenceProtocol(asyncio.Protocol):
-    """The least a client can do: stamp the first bytes with ``data:``; wait for the end."""
+    """The least a client can do: stamp the first bytes with ``data:``; wait for the end.
 
-    def __init__(self) -> None:
+    With ``parse``, every read also goes through our ``SSEParser`` (the paced floor).
+    """
+
+    def __init__(self, parse: bool = False) -> None:
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
         self._first_at: float | None = None
         self._done: asyncio.Future[float] | None = None
+        self._parser = SSEParser() if parse else None
+        self.events = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -296,6 +339,9 @@ class _ReferenceProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         at = time.perf_counter()
+        if self._parser is not None:
+            # The stub's HTTP chunk framing lines are not SSE fields: the parser skips them.
+            self.events += len(self._parser.feed(data))
         self._buf += data
         if self._first_at is None and b"data:" in self._buf:
             self._first_at = at
@@ -328,6 +374,60 @@ def raw_request(s: StubProcess, tokens: int) -> bytes:
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{s.port}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
     ).encode() + payload
+
+
+@dataclass
+class FloorResult:
+    concurrency: int
+    events: int
+    cpu_s: float
+
+    @property
+    def us_per_event(self) -> float:
+        return self.cpu_s / self.events * 1e6 if self.events else math.nan
+
+
+async def paced_floor(s: StubProcess, concurrency: int, tokens: int, seconds: float) -> FloorResult:
+    """The reference protocol (+ SSEParser) on ``concurrency`` paced streams for ``seconds``."""
+    loop = asyncio.get_running_loop()
+    conns = [
+        (await loop.create_connection(lambda: _ReferenceProtocol(parse=True), "127.0.0.1", s.port))[
+            1
+        ]
+        for _ in range(concurrency)
+    ]
+    raw = raw_request(s, tokens)
+    await asyncio.gather(*(c.request(raw) for c in conns))  # warm
+    deadline = time.perf_counter() + seconds
+
+    async def worker(c: _ReferenceProtocol) -> None:
+        while time.perf_counter() < deadline:
+            await c.request(raw)
+
+    before = sum(c.events for c in conns)
+    cpu = time.process_time()
+    await asyncio.gather(*(worker(c) for c in conns))
+    cpu = time.process_time() - cpu
+    events = sum(c.events for c in conns) - before
+    for c in conns:
+        assert c.transport is not None
+        c.transport.close()
+    return FloorResult(concurrency, events, cpu)
+
+
+@dataclass
+class TTFTResult:
+    ours: list[float]
+    reference: list[float]
+    max_loop_lag_s: float
+    others_on_client_core: float
+
+    @staticmethod
+    def pct(values: list[float], q: float) -> float:
+        return float(np.percentile(values, q))
+
+    def added(self, q: float) -> float:
+        return self.pct(self.ours, q) - self.pct(self.reference, q)
 
 
 async def ttft_run(
@@ -373,13 +473,16 @@ def verdict(ok: bool) -> str:
     return "meets" if ok else "MISSES"
 
 
+@dataclass
+class Results:
+    streams: list[StreamRow]
+    short: StreamRow
+    ttft: TTFTResult
+    floor: FloorResult
+
+
 def print_report(
-    args: argparse.Namespace,
-    streams: list[StreamRow],
-    short: StreamRow,
-    t: TTFTResult,
-    busy_before: list[str],
-    busy_after: list[str],
+    args: argparse.Namespace, res: Results, busy_before: list[str], busy_after: list[str]
 ) -> bool:
     """Print every figure with its definition; return whether all targets were met."""
     p = print
@@ -392,28 +495,46 @@ def print_report(
     for title, busy in (("before", busy_before), ("after", busy_after)):
         p(f"other busy processes {title} the run: " + ("; ".join(busy) if busy else "none"))
     p()
-    p(f"Streaming: {args.tokens} text events per request, {args.seconds:g} s per run")
+    p(
+        f"Streaming: {args.tokens} text events per request, {args.seconds:g} s per run; "
+        f"paced: one event per stream every {args.interval_ms:g} ms"
+    )
     head = (
-        f"{'stub writes':<11} {'conc':>4} {'reqs':>6} {'chunks/s':>9} {'chunks/CPU-s':>12} "
-        f"{'us CPU/chunk':>12} {'ev/read':>7} {'client CPU':>10} {'stub CPU':>8} "
-        f"{'others@core':>11} {'max lag ms':>10}  target"
+        f"{'stub':<9} {'conc':>4} {'offered/s':>9} {'reqs':>5} {'chunks/s':>8} "
+        f"{'chunks/CPU-s':>12} {'us CPU/chunk':>12} {'ev/read':>7} {'client CPU':>10} "
+        f"{'stub CPU':>8} {'others@core':>11} {'max lag ms':>10}  target"
     )
     p(head)
     p("-" * len(head))
-    for row in streams:
+    for row in res.streams:
         m = row.meter
         ok = row.chunks_per_cpu_s >= TARGET_CHUNKS_PER_CORE_S
+        if m.others_on_client_core > DISTURBED:
+            row.notes.append("disturbed: other processes ran on the client's core")
+        offered = f"{row.offered:,.0f}" if row.offered else "max"
+        epr = row.events_per_read
         p(
-            f"{row.label:<11} {row.concurrency:>4} {row.completed:>6} {row.chunks_per_s:>9,.0f} "
-            f"{row.chunks_per_cpu_s:>12,.0f} {1e6 / row.chunks_per_cpu_s:>12.1f} "
-            f"{row.events_per_read:>7.1f} {m.client_cpu / m.wall:>10.0%} "
+            f"{row.label:<9} {row.concurrency:>4} {offered:>9} {row.completed:>5} "
+            f"{row.chunks_per_s:>8,.0f} {row.chunks_per_cpu_s:>12,.0f} "
+            f"{1e6 / row.chunks_per_cpu_s:>12.1f} "
+            f"{'n/a' if epr is None else f'{epr:.1f}':>7} {m.client_cpu / m.wall:>10.0%} "
             f"{m.stub_cpu / m.wall:>8.0%} {m.others_on_client_core:>11.0%} "
             f"{row.run.max_loop_lag_s * 1e3:>10.1f}  {verdict(ok)}"
             + (f"  ({'; '.join(row.notes)})" if row.notes else "")
         )
+    f = res.floor
+    p(
+        f"floor: a bare asyncio Protocol + our SSEParser on {f.concurrency} paced streams: "
+        f"{f.us_per_event:.1f} us CPU/event ({1e6 / f.us_per_event:,.0f} events/CPU-s)"
+    )
     p()
-    m = short.meter
-    p(f"Short responses: {short.tokens} text events per request, concurrency {short.concurrency}")
+    short, m = res.short, res.short.meter
+    if m.others_on_client_core > DISTURBED:
+        short.notes.append("disturbed: other processes ran on the client's core")
+    p(
+        f"Short responses: {short.tokens} text events per request, concurrency "
+        f"{short.concurrency}, stub {short.label}"
+    )
     p(
         f"  requests/s (wall) {short.requests_per_s:,.0f}; requests per client CPU-s "
         f"{short.requests_per_cpu_s:,.0f} ({1e6 / short.requests_per_cpu_s:.0f} us CPU/request); "
@@ -423,10 +544,11 @@ def print_report(
         + (f"  ({'; '.join(short.notes)})" if short.notes else "")
     )
     p()
+    t = res.ttft
     added_p50, added_p99 = t.added(50), t.added(99)
     p(
-        f"TTFT added by our client: concurrency 1, {args.ttft_tokens} events per request, "
-        f"{len(t.ours)} requests each, alternating blocks of {args.ttft_block}"
+        f"TTFT added by our client: concurrency 1, {args.ttft_tokens} events per request "
+        f"(stub per-event), {len(t.ours)} requests each, alternating blocks of {args.ttft_block}"
     )
     p(
         f"  {'':<10} {'ours ms':>8} {'reference ms':>12} {'added ms':>9}\n"
@@ -436,54 +558,89 @@ def print_report(
         f"  {'p99':<10} {t.pct(t.ours, 99) * 1e3:>8.3f} {t.pct(t.reference, 99) * 1e3:>12.3f} "
         f"{added_p99 * 1e3:>9.3f}  (reported, not a target)"
     )
-    p(f"  max loop lag {t.max_loop_lag_s * 1e3:.1f} ms; others@core {t.others_on_client_core:.0%}")
+    p(
+        f"  max loop lag {t.max_loop_lag_s * 1e3:.1f} ms; others@core {t.others_on_client_core:.0%}"
+        + ("  (disturbed)" if t.others_on_client_core > DISTURBED else "")
+    )
     p()
-    p("Definitions")
-    p("  chunks/s      text chunks of completed measured requests / run wall time (first send")
-    p("                to last byte); warm-up excluded")
-    p("  chunks/CPU-s  'chunks/s per core': every text chunk (warm-up included) / the client")
-    p("                process's CPU time (time.process_time) over the whole run_load call;")
-    p(f"                the target, >= {TARGET_CHUNKS_PER_CORE_S:,.0f}, applies to every row")
-    p("  ev/read       text events per network read that carried text (distinct arrival")
-    p("                stamps): 1.0 means one read per event, the client's worst case")
-    p("  client/stub   CPU time / wall time of each process; the client near 100% means the")
-    p("  CPU           client was the bottleneck; the stub near 100% means the stub was")
-    p("  others@core   share of the client's core used by other processes during the run")
-    p("  max lag ms    LoadRun.max_loop_lag_s: worst delay of run_load's 10 ms timer")
-    p("  requests/s    completed measured requests / run wall time")
-    p("  TTFT          ours: LoadRun record's first text chunk - sent_at (as measure.latency);")
-    p("                reference: an asyncio Protocol on the same loop and core writes the same")
-    p("                request over its own warm keep-alive connection and stamps the first")
-    p("                received bytes containing 'data:'. added = ours - reference, as the")
-    p("                difference of the medians (the target) and of the p99s")
-    chunks_ok = all(r.chunks_per_cpu_s >= TARGET_CHUNKS_PER_CORE_S for r in streams)
+    for line in DEFINITIONS:
+        p(line)
+    chunks_ok = all(r.chunks_per_cpu_s >= TARGET_CHUNKS_PER_CORE_S for r in res.streams)
     ttft_ok = added_p50 < TARGET_ADDED_TTFT_S
+    worst = min(res.streams, key=lambda r: r.chunks_per_cpu_s)
     p()
-    worst = min(streams, key=lambda r: r.chunks_per_cpu_s)
     p(
         f"Verdict: chunks/s per core {verdict(chunks_ok)} the target (worst "
-        f"{worst.chunks_per_cpu_s:,.0f}: {worst.label}, c={worst.concurrency}); "
+        f"{worst.chunks_per_cpu_s:,.0f}: stub {worst.label}, c={worst.concurrency}); "
         f"added TTFT {verdict(ttft_ok)} the target (median {added_p50 * 1e3:.3f} ms)"
     )
+    disturbed = sum(
+        m.others_on_client_core > DISTURBED for m in [r.meter for r in [*res.streams, res.short]]
+    ) + (t.others_on_client_core > DISTURBED)
+    if disturbed:
+        p(
+            f"Warning: {disturbed} measurement(s) disturbed by other processes on the client's "
+            "core; their figures are unreliable: rerun on a quiet machine"
+        )
     return chunks_ok and ttft_ok
 
 
-async def measure(
-    args: argparse.Namespace,
-) -> tuple[list[StreamRow], StreamRow, TTFTResult]:
+DEFINITIONS = [
+    "Definitions",
+    "  stub         paced: every event its own write, one per stream per interval (a real",
+    "               server's pattern: while the client keeps up, one network read per event);",
+    "               per-event: every event its own write, as fast as possible; batched: a",
+    "               whole response in one write",
+    "  offered/s    paced only: concurrency / interval, the rate the stub aims at",
+    "  chunks/s     text chunks of completed measured requests / run wall time (first send",
+    "               to last byte); warm-up excluded",
+    "  chunks/CPU-s 'chunks/s per core': every text chunk (warm-up included) / the client",
+    "               process's CPU time (time.process_time) over the whole run_load call;",
+    f"               the target, >= {TARGET_CHUNKS_PER_CORE_S:,.0f}, applies to every row",
+    "  ev/read      text events / the client's socket reads in the run (anyio's",
+    "               data_received; header reads included): 1.0 is one read per event",
+    "  client/stub  CPU time / wall time of each process. Client near 100%: the client",
+    "  CPU          set the pace (events then pile up between reads, ev/read rises, and",
+    "               the loop lags); stub near 100%: the stub did",
+    "  others@core  share of the client's core used by other processes during the run",
+    "  max lag ms   LoadRun.max_loop_lag_s: worst delay of run_load's 10 ms timer; large",
+    "               wherever the client is saturated, which is what it is there to flag",
+    "  floor        the least CPU per event an asyncio client pays for the paced streams",
+    "               on this machine (socket read, wake-up, SSE parsing; no HTTP parsing)",
+    "  requests/s   completed measured requests / run wall time",
+    "  TTFT         ours: the record's first text chunk - sent_at (as measure.latency);",
+    "               reference: an asyncio Protocol on the same loop and core writes the same",
+    "               request over its own warm keep-alive connection and stamps the first",
+    "               received bytes containing 'data:'. added = ours - reference, as the",
+    "               difference of the medians (the target) and of the p99s",
+]
+
+
+async def measure(args: argparse.Namespace) -> Results:
     streams: list[StreamRow] = []
     short: StreamRow | None = None
     t: TTFTResult | None = None
+    floor: FloorResult | None = None
     dialect = DIALECTS[DIALECT]
-    for mode in ("per-event", "batched"):
-        with stub(mode, args.stub_core) as s:
+    for mode in ("paced", "per-event", "batched"):
+        with stub(mode, args.stub_core, args.interval_ms) as s:
             client = StreamingClient(s.base_url, MODEL, dialect)
             try:
+                if mode == "paced":
+                    for c in args.paced_concurrency:
+                        offered = c / (args.interval_ms / 1e3)
+                        streams.append(
+                            await stream_run(
+                                client, s, c, args.tokens, args.seconds, args.client_core, offered
+                            )
+                        )
+                    floor = await paced_floor(
+                        s, min(args.paced_concurrency), args.tokens, args.seconds / 2
+                    )
+                    continue
                 for c in args.concurrency:
                     streams.append(
-                        await stream_run(
-                            client, s, mode, c, args.tokens, args.seconds, args.client_core
-                        )
+                        await stream_run(client, s, c, args.tokens, args.seconds, args.client_core)
                     )
                 if mode == "per-event":
                     t = await ttft_run(
@@ -498,7 +655,6 @@ async def measure(
                     short = await stream_run(
                         client,
                         s,
-                        mode,
                         args.short_concurrency,
                         args.short_tokens,
                         args.seconds,
@@ -508,20 +664,32 @@ async def measure(
                 await client.aclose()
     assert short is not None
     assert t is not None
-    return streams, short, t
+    assert floor is not None
+    return Results(streams, short, t, floor)
+
+
+def int_list(value: str) -> list[int]:
+    return [int(c) for c in value.split(",")]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Ceiling of our own streaming client against an instant local stub."
     )
-    parser.add_argument("--seconds", type=float, default=4.0, help="duration of each load run")
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each load run")
     parser.add_argument(
         "--concurrency",
-        type=lambda v: [int(c) for c in v.split(",")],
+        type=int_list,
         default=[1, 8, 64],
-        help="comma-separated concurrencies for the streaming runs (default 1,8,64)",
+        help="comma-separated concurrencies for the per-event and batched runs (1,8,64)",
     )
+    parser.add_argument(
+        "--paced-concurrency",
+        type=int_list,
+        default=[8, 16, 32, 64],
+        help="comma-separated concurrencies for the paced runs (8,16,32,64)",
+    )
+    parser.add_argument("--interval-ms", type=float, default=1.0, help="paced: ms between events")
     parser.add_argument("--tokens", type=int, default=256, help="text events per request")
     parser.add_argument("--short-tokens", type=int, default=2, help="events, requests/s run")
     parser.add_argument("--short-concurrency", type=int, default=64)
@@ -549,9 +717,9 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, {args.client_core})
     busy_before = busy_processes({os.getpid()})
-    streams, short, t = asyncio.run(measure(args))
+    results = asyncio.run(measure(args))
     busy_after = busy_processes({os.getpid()})
-    ok = print_report(args, streams, short, t, busy_before, busy_after)
+    ok = print_report(args, results, busy_before, busy_after)
     return 1 if args.check and not ok else 0
 
 

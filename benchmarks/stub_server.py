@@ -14,12 +14,16 @@ Write modes, because how events are packed into network writes decides how much
 work the client does per event:
 
 - ``per-event``: every event is its own HTTP chunk, written with its own
-  ``write()`` + ``drain()`` (its own TCP segment; asyncio sets TCP_NODELAY), and the
-  handler yields to the loop between events so concurrent streams interleave. This
-  is the client's worst case: as close to one network read per event as an instant
-  server gets. (Whether the client still reads several events at once depends on
-  how fast it is; the benchmark reports events per read.)
-- ``batched``: the whole response body in one write: the client's best case.
+  ``write()`` + ``drain()`` (its own TCP segment; asyncio sets TCP_NODELAY), as
+  fast as the stub can, yielding to the loop between events so concurrent streams
+  interleave. A client slower than the stub finds many events waiting at each
+  read, so this is its cost per HTTP chunk, not per network read.
+- ``paced``: every event its own chunk and write, and each stream gets its next
+  event ``--interval-ms`` after the last (all streams are written on one timer
+  tick, so the stub's own cost stays small). While the client keeps up, every
+  event is its own network read: the client's worst case, and what a real server
+  streaming tokens does. The offered rate is concurrency / interval.
+- ``batched``: the whole response in one write: the client's best case.
 
 Run: ``python benchmarks/stub_server.py --mode per-event --core 1``; it prints
 ``PORT <n>`` on its first stdout line once it listens on 127.0.0.1 (port 0: the OS
@@ -36,7 +40,7 @@ import os
 import sys
 from typing import Literal
 
-Mode = Literal["per-event", "batched"]
+Mode = Literal["per-event", "paced", "batched"]
 
 TEXT_EVENT = b'data: {"choices":[{"text":"x","index":0,"finish_reason":null}]}\n\n'
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -78,12 +82,15 @@ def error_response(status: int, reason: str, message: str) -> bytes:
 class Stub:
     """The request handler; bodies are cached per (N, prompt tokens) in batched mode."""
 
-    def __init__(self, mode: Mode, fixed_tokens: int | None) -> None:
+    def __init__(self, mode: Mode, fixed_tokens: int | None, interval_s: float = 0.001) -> None:
         self.mode = mode
         self.fixed_tokens = fixed_tokens
+        self.interval_s = interval_s
         self._text_chunk = http_chunk(TEXT_EVENT)
         self._done_chunk = http_chunk(DONE_EVENT) + LAST_CHUNK
         self._batched: dict[tuple[int, int], bytes] = {}
+        self._paced: list[_PacedStream] = []
+        self._ticker: asyncio.Task[None] | None = None
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -115,6 +122,8 @@ class Stub:
                 if self.mode == "batched":
                     writer.write(self._batched_response(n, prompt_tokens))
                     await writer.drain()
+                elif self.mode == "paced":
+                    await self._paced_response(writer, n, prompt_tokens)
                 else:
                     await self._per_event(writer, n, prompt_tokens)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -145,9 +154,58 @@ class Stub:
         writer.write(self._done_chunk)
         await writer.drain()
 
+    async def _paced_response(
+        self, writer: asyncio.StreamWriter, n: int, prompt_tokens: int
+    ) -> None:
+        writer.write(HEADERS_OK)
+        stream = _PacedStream(writer, n, prompt_tokens, asyncio.get_running_loop().create_future())
+        self._paced.append(stream)
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.create_task(self._tick())
+        await stream.done
+        await writer.drain()
 
-async def serve(mode: Mode, fixed_tokens: int | None, host: str, port: int) -> None:
-    stub = Stub(mode, fixed_tokens)
+    async def _tick(self) -> None:
+        """Every interval, one event to every paced stream; finished streams are ended."""
+        text, done = self._text_chunk, self._done_chunk
+        while self._paced:
+            await asyncio.sleep(self.interval_s)
+            still: list[_PacedStream] = []
+            for s in self._paced:
+                if s.writer.is_closing():
+                    s.done.set_result(None)
+                    continue
+                if s.remaining:
+                    s.writer.write(text)
+                    s.remaining -= 1
+                    still.append(s)
+                else:
+                    s.writer.write(http_chunk(usage_event(s.prompt_tokens, s.n)) + done)
+                    s.done.set_result(None)
+            self._paced = still  # no stream joins during the loop: it never awaits
+
+
+class _PacedStream:
+    """A response in paced mode: its writer and how many text events it still owes."""
+
+    def __init__(
+        self,
+        writer: asyncio.StreamWriter,
+        n: int,
+        prompt_tokens: int,
+        done: asyncio.Future[None],
+    ) -> None:
+        self.writer = writer
+        self.n = n
+        self.remaining = n
+        self.prompt_tokens = prompt_tokens
+        self.done = done
+
+
+async def serve(
+    mode: Mode, fixed_tokens: int | None, host: str, port: int, interval_s: float = 0.001
+) -> None:
+    stub = Stub(mode, fixed_tokens, interval_s)
     server = await asyncio.start_server(stub.handle, host, port, backlog=4096)
     bound = server.sockets[0].getsockname()[1]
     print(f"PORT {bound}", flush=True)
@@ -157,7 +215,10 @@ async def serve(mode: Mode, fixed_tokens: int | None, host: str, port: int) -> N
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["per-event", "batched"], default="per-event")
+    parser.add_argument("--mode", choices=["per-event", "paced", "batched"], default="per-event")
+    parser.add_argument(
+        "--interval-ms", type=float, default=1.0, help="paced mode: time between a stream's events"
+    )
     parser.add_argument("--tokens", type=int, default=None, help="N, overriding max_tokens")
     parser.add_argument("--core", type=int, default=1, help="CPU to pin to (-1: no pinning)")
     parser.add_argument("--host", default="127.0.0.1")
@@ -169,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         except OSError as exc:
             print(f"stub: could not pin to core {args.core}: {exc}", file=sys.stderr)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.mode, args.tokens, args.host, args.port))
+        asyncio.run(serve(args.mode, args.tokens, args.host, args.port, args.interval_ms / 1e3))
 
 
 if __name__ == "__main__":

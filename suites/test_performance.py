@@ -134,3 +134,34 @@ def test_goodput_floor(
         "goodput", rate.point, rate.interval, spec.min_rps, "req/s", why_no_interval=rate.note
     )
     llm_judge(with_doubts(verdict, run))
+
+
+def test_sweep_report(
+    llm_perf: PerfHarness,
+    llm_checks: PerfChecks,
+    llm_record: Record,
+    benchmark: Any,
+) -> None:
+    """A report across load levels (no bound); it fails only if requests fail."""
+    spec = llm_checks.sweep or pytest.skip("the profile sets no sweep")
+    levels = [Schedule(spec.requests, c, warmup=spec.warmup) for c in spec.concurrency] + [
+        Schedule(spec.requests, rate_rps=r, warmup=spec.warmup) for r in spec.rate_rps
+    ]
+    rows = []
+    for schedule in levels:
+        m = llm_perf.run(llm_checks.workload, schedule).metrics
+        rows.append(
+            {
+                "load": schedule.label,
+                "output_tok_s": m.output_throughput.point,
+                "ttft_p50_s": m.ttft.p50,
+                "tpot_p50_s": m.tpot.p50,
+                "e2e_p50_s": m.e2e.p50,
+                "failed": m.failed,
+            }
+        )
+        if llm_perf.progress:
+            llm_perf.progress("sweep: " + ", ".join(f"{k}={v}" for k, v in rows[-1].items()))
+    benchmark.extra_info["sweep"] = rows
+    llm_record(benchmark, llm_perf.run(llm_checks.workload, levels[-1]))
+    assert all(row["failed"] == 0 for row in rows), rows

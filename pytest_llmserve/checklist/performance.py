@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pytest_llmserve.checklist.gate import Verdict
@@ -72,12 +73,19 @@ class PerfHarness:
     _runs: dict[tuple[Any, ...], Measured] = field(default_factory=dict)
 
     def prompts(self, workload: Workload, n: int, output_tokens: int | None = None) -> list[Prompt]:
+        outputs = wl.Lengths(output_tokens or workload.output_tokens)
+        if workload.kind == "prompt_set":
+            assert workload.prompts_file is not None  # checked when the profile loaded
+            return wl.prompt_set(Path(workload.prompts_file), outputs, seed=workload.seed)
         if self._corpus is None:
             self._corpus = wl.server_token_ids(
                 self.server.base_url, self.server.served_name, wl.corpus_text()
             )
         inputs = wl.Lengths(workload.input_tokens, workload.distribution, workload.spread)
-        outputs = wl.Lengths(output_tokens or workload.output_tokens)
+        if workload.kind == "shared_prefix":
+            return wl.shared_prefix(
+                self._corpus, n, workload.prefix_tokens, inputs, outputs, seed=workload.seed
+            )
         return wl.synthetic(self._corpus, n, inputs, outputs, seed=workload.seed)
 
     def run(

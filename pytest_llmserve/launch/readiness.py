@@ -93,17 +93,11 @@ def wait_ready(
     report = ReadyReport()
     deadline = started_at + timeout_s
     pending = list(probes)
-    last = "no answer yet"
     with httpx.Client(base_url=base_url, timeout=30.0, headers=headers) as http:
         while pending:
             gone = exited()
             if gone is not None:
                 raise NotReady(f"server {gone} during startup (waiting for: {pending[0].name})")
-            if time.monotonic() > deadline:
-                raise NotReady(
-                    f"server not ready after {timeout_s:g} s "
-                    f"(stuck at: {pending[0].name}; last answer: {last})"
-                )
             try:
                 why = pending[0].check(http)
             except httpx.TransportError as exc:
@@ -111,6 +105,12 @@ def wait_ready(
             if why is None:
                 report.passed_at[pending.pop(0).name] = time.monotonic() - started_at
                 continue
-            last = why
+            # Checked after an attempt, so every probe reached is asked at least once
+            # and the timeout names its real answer.
+            if time.monotonic() > deadline:
+                raise NotReady(
+                    f"server not ready after {timeout_s:g} s "
+                    f"(stuck at: {pending[0].name}; last answer: {why})"
+                )
             time.sleep(poll_s)
     return report

@@ -14,17 +14,27 @@ from pytest_llmserve.errors import ProfileError
 
 PERCENTILES = ("p50", "p90", "p95", "p99")
 DISTRIBUTIONS = ("fixed", "uniform", "normal")
+WORKLOAD_KINDS = ("synthetic", "shared_prefix", "prompt_set")
 
 
 @dataclass(frozen=True)
 class Workload:
-    """Synthetic prompts: exact input length (token ids) and output length (ignore_eos)."""
+    """The prompts every load run of a target sends.
+
+    ``synthetic``: token-id slices of real text, exact input length; ``shared_prefix``:
+    the same, all starting with the same ``prefix_tokens`` (the system-prompt case);
+    ``prompt_set``: the text prompts of a TOML file (``prompts = [...]``). Output
+    length is held with ignore_eos.
+    """
 
     input_tokens: int = 128
     output_tokens: int = 64
     distribution: str = "fixed"
     spread: int = 0
     seed: int = 0
+    kind: str = "synthetic"
+    prefix_tokens: int = 0
+    prompts_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,12 +84,23 @@ class Goodput:
 
 
 @dataclass(frozen=True)
+class Sweep:
+    """A report, not a gate: figures at each concurrency, or each Poisson rate (req/s)."""
+
+    concurrency: tuple[int, ...] = ()
+    rate_rps: tuple[float, ...] = ()
+    requests: int = 32
+    warmup: int = 2
+
+
+@dataclass(frozen=True)
 class PerfChecks:
     workload: Workload
     throughput: Throughput | None
     latency: Latency | None
     scaling: Scaling | None
     goodput: Goodput | None
+    sweep: Sweep | None = None
 
 
 T = TypeVar("T")
@@ -89,6 +110,7 @@ _TABLES: dict[str, type] = {
     "latency": Latency,
     "scaling": Scaling,
     "goodput": Goodput,
+    "sweep": Sweep,
 }
 # Other issues' tables (accuracy, history...) are validated by their own modules.
 OTHER_TABLES = ("accuracy", "metrics", "errors", "robustness", "footprint")
@@ -104,7 +126,7 @@ def perf_checks(checks: dict[str, Any], where: str) -> PerfChecks:
               for name, cls in _TABLES.items()}  # fmt: skip
     workload = parsed["workload"] or Workload()
     return PerfChecks(workload, parsed["throughput"], parsed["latency"], parsed["scaling"],
-                      parsed["goodput"])  # fmt: skip
+                      parsed["goodput"], parsed["sweep"])  # fmt: skip
 
 
 def _table(raw: Any, cls: type[T], where: str) -> T | None:
@@ -117,6 +139,16 @@ def _table(raw: Any, cls: type[T], where: str) -> T | None:
         if key not in known:
             raise ProfileError(f"{where}.{key}: unknown field (valid: {', '.join(known)})")
         kind = str(known[key].type)
+        if kind.startswith("tuple["):
+            number = int if kind.startswith("tuple[int") else (int, float)
+            if not isinstance(value, list) or not all(
+                isinstance(v, number) and not isinstance(v, bool) and v > 0 for v in value
+            ):
+                raise ProfileError(
+                    f"{where}.{key}: expected an array of numbers > 0, got {value!r}"
+                )
+            raw = {**raw, key: tuple(value)}
+            continue
         ok = (
             (isinstance(value, str) if "str" in kind else False)
             or (isinstance(value, int) and not isinstance(value, bool) and "int" in kind)
@@ -136,7 +168,18 @@ def _table(raw: Any, cls: type[T], where: str) -> T | None:
 
 
 def _choices(obj: Any, where: str) -> None:
-    for name, valid in (("percentile", PERCENTILES), ("distribution", DISTRIBUTIONS)):
+    if isinstance(obj, Sweep) and bool(obj.concurrency) == bool(obj.rate_rps):
+        raise ProfileError(f"{where}: give exactly one of concurrency = [...] or rate_rps = [...]")
+    if isinstance(obj, Workload):
+        if obj.kind == "shared_prefix" and obj.prefix_tokens < 1:
+            raise ProfileError(f"{where}.prefix_tokens: a shared_prefix workload needs >= 1")
+        if obj.kind == "prompt_set" and not obj.prompts_file:
+            raise ProfileError(f"{where}.prompts_file: a prompt_set workload needs a file")
+    for name, valid in (
+        ("percentile", PERCENTILES),
+        ("distribution", DISTRIBUTIONS),
+        ("kind", WORKLOAD_KINDS),
+    ):
         value = getattr(obj, name, None)
         if value is not None and value not in valid:
             raise ProfileError(
@@ -145,5 +188,5 @@ def _choices(obj: Any, where: str) -> None:
     for name in ("concurrency", "requests", "low", "high", "requests_low", "requests_high",
                  "input_tokens", "output_tokens"):  # fmt: skip
         value = getattr(obj, name, None)
-        if value is not None and value < 1:
+        if isinstance(value, int) and value < 1:
             raise ProfileError(f"{where}.{name}: must be >= 1, got {value}")

@@ -202,3 +202,42 @@ def test_default_checks_merge_with_a_targets_table_by_table_and_key_by_key() -> 
     assert b.checks == data["defaults"]["checks"]
     # merging must not write into the defaults shared by every target
     assert data["defaults"]["checks"]["throughput"]["concurrency"] == 8
+
+
+def test_workload_kinds_and_their_requirements() -> None:
+    ok = perf_checks({"workload": {"kind": "shared_prefix", "prefix_tokens": 64}}, "t")
+    assert ok.workload.kind == "shared_prefix"
+    assert ok.workload.prefix_tokens == 64
+    with pytest.raises(ProfileError, match=r"prefix_tokens: a shared_prefix workload needs >= 1"):
+        perf_checks({"workload": {"kind": "shared_prefix"}}, "t")
+    with pytest.raises(ProfileError, match=r"prompts_file: a prompt_set workload needs a file"):
+        perf_checks({"workload": {"kind": "prompt_set"}}, "t")
+    with pytest.raises(ProfileError, match=r"kind: 'zipf' is not valid \(valid: synthetic, "):
+        perf_checks({"workload": {"kind": "zipf"}}, "t")
+
+
+def test_sweep_takes_one_array_of_levels() -> None:
+    sweep = perf_checks({"sweep": {"concurrency": [1, 4, 16], "requests": 8}}, "t").sweep
+    assert sweep is not None
+    assert sweep.concurrency == (1, 4, 16)
+    assert sweep.rate_rps == ()
+    rates = perf_checks({"sweep": {"rate_rps": [0.5, 2]}}, "t").sweep
+    assert rates is not None
+    assert rates.rate_rps == (0.5, 2)
+    with pytest.raises(ProfileError, match="exactly one of concurrency"):
+        perf_checks({"sweep": {"concurrency": [1], "rate_rps": [1.0]}}, "t")
+    with pytest.raises(ProfileError, match="exactly one of concurrency"):
+        perf_checks({"sweep": {}}, "t")
+    with pytest.raises(ProfileError, match=r"concurrency: expected an array of numbers > 0"):
+        perf_checks({"sweep": {"concurrency": [1, 0]}}, "t")
+    with pytest.raises(ProfileError, match=r"concurrency: expected an array of numbers > 0"):
+        perf_checks({"sweep": {"concurrency": [1.5]}}, "t")
+
+
+def test_shipped_prompt_set_loads() -> None:
+    from pytest_llmserve.load.workload import Lengths, prompt_set
+
+    path = Path(__file__).resolve().parents[2] / "fixtures" / "prompts.toml"
+    prompts = prompt_set(path, Lengths(32))
+    assert len(prompts) >= 10
+    assert all(isinstance(p.prompt, str) and p.max_tokens == 32 for p in prompts)
