@@ -75,9 +75,14 @@ class OpenAICompletions:
             record.error = str(payload["error"])
             return
         for choice in payload.get("choices") or []:
-            _text_chunk(record, choice.get("text"), 1, at)
+            _text_chunk(record, self._text(choice), 1, at)
             record.finish_reason = choice.get("finish_reason") or record.finish_reason
         _usage(record, payload.get("usage"))
+
+    @staticmethod
+    def _text(choice: dict[str, Any]) -> str | None:
+        text: str | None = choice.get("text")
+        return text
 
 
 class OpenAIChat(OpenAICompletions):
@@ -93,14 +98,10 @@ class OpenAIChat(OpenAICompletions):
         body["messages"] = [{"role": "user", "content": p.prompt}]
         return "/v1/chat/completions", body
 
-    def apply(self, payload: dict[str, Any], record: RequestRecord, at: float) -> None:
-        if "error" in payload:
-            record.error = str(payload["error"])
-            return
-        for choice in payload.get("choices") or []:
-            _text_chunk(record, (choice.get("delta") or {}).get("content"), 1, at)
-            record.finish_reason = choice.get("finish_reason") or record.finish_reason
-        _usage(record, payload.get("usage"))
+    @staticmethod
+    def _text(choice: dict[str, Any]) -> str | None:
+        content: str | None = (choice.get("delta") or {}).get("content")
+        return content
 
 
 class TGIGenerate:

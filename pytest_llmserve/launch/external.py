@@ -9,14 +9,7 @@ import httpx
 
 from pytest_llmserve.errors import ServerStartError
 from pytest_llmserve.frameworks.base import EngineFacts, Framework
-from pytest_llmserve.launch.readiness import (
-    NotReady,
-    ReadyReport,
-    http_ok,
-    model_listed,
-    one_token,
-    wait_ready,
-)
+from pytest_llmserve.launch.readiness import NotReady, ReadyReport, standard_probes, wait_ready
 from pytest_llmserve.profile.model import Target
 
 
@@ -41,11 +34,9 @@ class ExternalServer:
         try:
             if not server.served_name:
                 server.served_name = _only_model(server.base_url, framework.models_path)
-            probes = [
-                http_ok(framework.health_path),
-                model_listed(framework.models_path, server.served_name),
-                one_token(server.served_name),
-            ]
+            probes = standard_probes(
+                framework.health_path, framework.models_path, server.served_name
+            )
             server.ready = wait_ready(
                 server.base_url, probes, lambda: None, target.startup_timeout_s, started
             )

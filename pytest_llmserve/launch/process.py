@@ -24,14 +24,7 @@ from pytest_llmserve.errors import ServerStartError
 from pytest_llmserve.frameworks.base import EngineFacts, Framework
 from pytest_llmserve.launch import labels
 from pytest_llmserve.launch.ports import free_port
-from pytest_llmserve.launch.readiness import (
-    NotReady,
-    ReadyReport,
-    http_ok,
-    model_listed,
-    one_token,
-    wait_ready,
-)
+from pytest_llmserve.launch.readiness import NotReady, ReadyReport, standard_probes, wait_ready
 from pytest_llmserve.launch.server import read_tail
 from pytest_llmserve.profile.model import Target
 
@@ -98,11 +91,9 @@ class ProcessServer:
                     env=env,
                     start_new_session=True,
                 )
-            probes = [
-                http_ok(self.framework.health_path),
-                model_listed(self.framework.models_path, self.served_name),
-                one_token(self.served_name),
-            ]
+            probes = standard_probes(
+                self.framework.health_path, self.framework.models_path, self.served_name
+            )
             try:
                 self.ready = wait_ready(
                     self.base_url,

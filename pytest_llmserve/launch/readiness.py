@@ -68,6 +68,11 @@ def one_token(served_name: str) -> Probe:
     return Probe("1-token completion", check)
 
 
+def standard_probes(health_path: str, models_path: str, served_name: str) -> list[Probe]:
+    """Process alive (asked by ``wait_ready``) → health → model listed → one token."""
+    return [http_ok(health_path), model_listed(models_path, served_name), one_token(served_name)]
+
+
 def _json(r: httpx.Response) -> dict[str, Any]:
     try:
         data = r.json()
