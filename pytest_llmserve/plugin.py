@@ -6,6 +6,7 @@ No measurement or lifecycle logic lives here; see ``launch``, ``profile``, ``mod
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import time
@@ -122,10 +123,8 @@ def _live_line(config: pytest.Config) -> Callable[[str], None]:
         capture = config.pluginmanager.get_plugin("capturemanager")
         if reporter is None:
             return
-        if capture is not None:
-            with capture.global_and_fixture_disabled():
-                reporter.write_line(f"llmserve: {line}")
-        else:
+        quiet = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
+        with quiet:
             reporter.write_line(f"llmserve: {line}")
 
     return write
