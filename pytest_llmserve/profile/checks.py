@@ -163,11 +163,12 @@ def _table(raw: Any, cls: type[T], where: str) -> T | None:
     except TypeError as exc:  # a required field is missing
         missing = [n for n, f in known.items() if n not in raw and f.default is MISSING]
         raise ProfileError(f"{where}: missing {', '.join(missing) or exc}") from None
-    _choices(obj, where)
+    _validate(obj, where)
     return obj
 
 
-def _choices(obj: Any, where: str) -> None:
+def _validate(obj: Any, where: str) -> None:
+    """Rules across fields and value sets, once the table has its types right."""
     if isinstance(obj, Sweep) and bool(obj.concurrency) == bool(obj.rate_rps):
         raise ProfileError(f"{where}: give exactly one of concurrency = [...] or rate_rps = [...]")
     if isinstance(obj, Workload):
