@@ -173,7 +173,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--log", default="/tmp/llmserve-compare.log")
+    parser.add_argument("--log", default=".llmserve/logs/compare-vllm-bench.log")
     args = parser.parse_args()
     model_dir = ensure_variant(catalog.variant("bf16"), progress=print)
     target = Target(
