@@ -51,7 +51,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from pytest_llmserve.client.aio import StreamingClient
@@ -69,7 +68,7 @@ MODEL = "stub"
 # Request counts are sized from these generous ceilings so a run ends by duration;
 # a run that ends by count instead is flagged (its figures are still valid, shorter).
 MAX_CHUNKS_PER_S = 400_000
-MAX_REQUESTS_PER_S = 10_000
+MAX_REQUESTS_PER_S = 50_000
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 DISTURBED = 0.2  # others' share of the client's core beyond which a row is flagged
 
@@ -118,31 +117,31 @@ def busy_processes(exclude: set[int], limit: int = 3) -> list[str]:
 
 
 class ReadCounter:
-    """Counts the client's network reads: each ``data_received`` of anyio's asyncio
-    stream protocol (what httpx reads through) is one read from the socket.
+    """Counts the client's network reads: each ``data_received`` of the transport's
+    connection protocol (``client.http1.Connection``) is one read from the socket.
 
-    Arrival stamps cannot tell reads apart: the client stamps every HTTP chunk that
-    h11 hands over, and one read can carry many. The wrapper costs well under 1% of
-    a read's handling. If anyio's internals move, the count is unavailable (None).
+    Arrival stamps cannot tell reads apart when a read carries many events (they
+    share its stamp), so the reads are counted where they happen. The wrapper costs
+    well under 1% of a read's handling. If the protocol moves, the count is
+    unavailable (None).
     """
 
     def __init__(self) -> None:
         self.reads = 0
         self.available = False
         try:
-            from anyio._backends import _asyncio as anyio_asyncio
+            from pytest_llmserve.client.http1 import Connection
 
-            protocol = anyio_asyncio.StreamProtocol
-            original = protocol.data_received
+            original = Connection.data_received
         except (ImportError, AttributeError):
             return
         counter = self
 
-        def data_received(self: anyio_asyncio.StreamProtocol, data: bytes) -> None:
+        def data_received(self: Connection, data: bytes) -> None:
             counter.reads += 1
             original(self, data)
 
-        protocol.data_received = data_received  # type: ignore[method-assign]
+        Connection.data_received = data_received  # type: ignore[method-assign]
         self.available = True
 
 
@@ -488,7 +487,7 @@ def print_report(
     p = print
     p("Client ceiling: StreamingClient + run_load (dialect openai-completions) vs an instant stub")
     p(
-        f"python {platform.python_version()}, httpx {httpx.__version__}, asyncio default loop; "
+        f"python {platform.python_version()}, transport client.http1, asyncio default loop; "
         f"client pinned to core {args.client_core}, stub to core {args.stub_core} "
         f"({os.cpu_count()} cores)"
     )
@@ -597,8 +596,8 @@ DEFINITIONS = [
     "  chunks/CPU-s 'chunks/s per core': every text chunk (warm-up included) / the client",
     "               process's CPU time (time.process_time) over the whole run_load call;",
     f"               the target, >= {TARGET_CHUNKS_PER_CORE_S:,.0f}, applies to every row",
-    "  ev/read      text events / the client's socket reads in the run (anyio's",
-    "               data_received; header reads included): 1.0 is one read per event",
+    "  ev/read      text events / the client's socket reads in the run (the",
+    "               protocol's data_received; header reads included): 1.0 is one read per event",
     "  client/stub  CPU time / wall time of each process. Client near 100%: the client",
     "  CPU          set the pace (events then pile up between reads, ev/read rises, and",
     "               the loop lags); stub near 100%: the stub did",

@@ -13,11 +13,14 @@ from pathlib import Path
 import pytest
 
 from pytest_llmserve.errors import ProfileError
+from pytest_llmserve.history.compare import CompareSpec, Rule, parse_compare, parse_rule
+from pytest_llmserve.history.store import HistoryStore, open_store
 from pytest_llmserve.profile.default import embedded_default
 from pytest_llmserve.profile.load import load_profile, pyproject_profile
 from pytest_llmserve.profile.model import Profile, Target
 
 INCONCLUSIVE_MODES = ("skip", "fail")
+NO_COMPARE = CompareSpec("none")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,26 @@ OPTIONS = (
         "python that has llmcompressor, for building embedded variants "
         "(default: a virtualenv made once in the cache dir)",
     ),
+    _Option(
+        "history",
+        "where run records are kept: a folder, sqlite:///file.db, or none",
+        default=".llmserve/history",
+    ),
+    _Option(
+        "compare",
+        "what each target's run is compared with: last, last:N, baseline:NAME, or none",
+        default="last",
+    ),
+    _Option(
+        "fail-on",
+        "a regression rule, e.g. output_tok_s:-5% or ttft_p99_s:+10% (repeatable); "
+        "the session fails when a figure is worse by more, beyond both runs' noise",
+        repeatable=True,
+    ),
+    _Option(
+        "report",
+        "the HTML report to write (default: report.html in the session's log folder; none: off)",
+    ),
 )
 
 
@@ -75,6 +98,11 @@ class Settings:
     log_dir: Path
     builder_python: str | None
     inconclusive: str
+    history: HistoryStore | None = None
+    compare: CompareSpec = NO_COMPARE
+    fail_on: tuple[Rule, ...] = ()
+    report: Path | None = None
+    report_off: bool = False
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -108,7 +136,7 @@ def _path(config: pytest.Config, opt: _Option) -> Path | None:
 
 def parse_settings(config: pytest.Config) -> Settings:
     """Every llmserve option as a typed value; raises ``ProfileError`` on a bad one."""
-    profile_opt, target_opt, cache_opt, log_opt, inconclusive_opt, builder_opt = OPTIONS
+    profile_opt, target_opt, cache_opt, log_opt, inconclusive_opt, builder_opt = OPTIONS[:6]
     profile_path = _path(config, profile_opt)
     if profile_path is not None:
         profile = load_profile(profile_path)
@@ -132,6 +160,7 @@ def parse_settings(config: pytest.Config) -> Settings:
             f"{inconclusive_opt.flag}: {inconclusive!r} is not valid "
             f"(valid: {', '.join(INCONCLUSIVE_MODES)})"
         )
+    history, compare_spec, rules, report, report_off = _history_settings(config)
     return Settings(
         profile=profile,
         profile_explicit=profile_path is not None,
@@ -140,4 +169,28 @@ def parse_settings(config: pytest.Config) -> Settings:
         log_dir=log_dir,
         builder_python=builder,
         inconclusive=inconclusive,
+        history=history,
+        compare=compare_spec,
+        fail_on=rules,
+        report=report,
+        report_off=report_off,
     )
+
+
+def _history_settings(
+    config: pytest.Config,
+) -> tuple[HistoryStore | None, CompareSpec, tuple[Rule, ...], Path | None, bool]:
+    """The history options as typed objects: a bad URI, mode or rule fails here."""
+    opts = {o.name: o for o in OPTIONS}
+    uri, base = _value(config, opts["history"])
+    store = open_store(uri or "none", base)
+    mode, _ = _value(config, opts["compare"])
+    spec = parse_compare(mode or "none")
+    fail_on = opts["fail-on"]
+    texts: list[str] = config.getoption(fail_on.dest) or list(config.getini(fail_on.ini))
+    rules = tuple(parse_rule(t) for t in texts)
+    if rules and store is None:
+        raise ProfileError(f"{fail_on.flag}: needs a history store (--llmserve-history is none)")
+    report_value, _ = _value(config, opts["report"])
+    off = report_value is not None and report_value.strip().lower() == "none"
+    return store, spec, rules, None if off else _path(config, opts["report"]), off

@@ -19,18 +19,22 @@ from typing import Any
 import pytest
 
 from pytest_llmserve import options
+from pytest_llmserve.checklist.accuracy_harness import AccuracyHarness, AccuracyView
 from pytest_llmserve.checklist.benchmark import REPLAY
 from pytest_llmserve.checklist.benchmark import record as benchmark_record
 from pytest_llmserve.checklist.gate import Verdict
 from pytest_llmserve.checklist.performance import Measured, PerfHarness
+from pytest_llmserve.checklist.results import CheckOutcome, ResultBook, TargetResults
 from pytest_llmserve.client.openai import OpenAIClient
 from pytest_llmserve.errors import ProfileError
 from pytest_llmserve.frameworks import registry
+from pytest_llmserve.history import wiring as history
 from pytest_llmserve.launch import labels
 from pytest_llmserve.launch.pool import ServerPool
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.measure import gpus
 from pytest_llmserve.models import catalog
+from pytest_llmserve.profile.accuracy import accuracy_checks
 from pytest_llmserve.profile.checks import PerfChecks, perf_checks
 from pytest_llmserve.profile.markers import marker_lines, marks_for
 from pytest_llmserve.profile.model import Target
@@ -44,6 +48,7 @@ class LLMServeState:
     pool: ServerPool
     swept: list[labels.Labelled] = field(default_factory=list)
     verdicts: list[tuple[str, Verdict]] = field(default_factory=list)
+    results: ResultBook = field(default_factory=ResultBook)
     _gpus: gpus.GpuInventory | None = None
 
     def gpus(self) -> gpus.GpuInventory:
@@ -158,6 +163,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"llmserve: swept {len(state.swept)} leftover server process(es) of a "
             "killed earlier session"
         )
+    lines.append(history.header_line(s))
     return lines
 
 
@@ -207,6 +213,48 @@ def llm_checks(llm_target: Target) -> PerfChecks:
     return perf_checks(llm_target.checks, f"target {llm_target.name}")
 
 
+_ACCURACY = pytest.StashKey[AccuracyHarness]()
+
+
+@pytest.fixture
+def llm_accuracy(llm_server: Server, request: pytest.FixtureRequest) -> AccuracyView:
+    """This target's accuracy figures and its baseline's, each measured once per session.
+
+    The baseline's server is started through the pool only when its figures are not
+    cached yet, and stopped again unless a later test of this session needs it.
+    """
+    config = request.config
+    state = config.stash[STATE]
+    profile = state.settings.profile
+    if _ACCURACY not in config.stash:
+        config.stash[_ACCURACY] = AccuracyHarness(
+            profile.target, state.pool.get, state.pool.release, progress=_live_line(config)
+        )
+    harness = config.stash[_ACCURACY]
+    items, here = request.session.items, request.node
+
+    def still_needed(name: str) -> bool:
+        later = items[items.index(here) + 1 :] if here in items else items
+        return any(_target_name(i) == name for i in later)
+
+    harness.still_needed = still_needed
+    where = f"target {llm_server.target.name}"
+    spec = accuracy_checks(llm_server.target.checks, where, profile.target_names)
+    return AccuracyView(harness, llm_server, spec)
+
+
+def _item_target(item: pytest.Item) -> Target | None:
+    """The target a collected test runs against (None: not a target test)."""
+    callspec = getattr(item, "callspec", None)
+    target = callspec.params.get("llm_target") if callspec is not None else None
+    return target if isinstance(target, Target) else None
+
+
+def _target_name(item: pytest.Item) -> str | None:
+    target = _item_target(item)
+    return None if target is None else target.name
+
+
 @pytest.fixture
 def llm_judge(request: pytest.FixtureRequest) -> Callable[..., None]:
     """Record verdicts and turn the worst into the test's outcome.
@@ -231,6 +279,12 @@ def llm_judge(request: pytest.FixtureRequest) -> Callable[..., None]:
 
 
 @pytest.fixture
+def llm_results(llm_target: Target, request: pytest.FixtureRequest) -> TargetResults:
+    """Where a test records the figures it measured for this target (see ``results``)."""
+    return request.config.stash[STATE].results.of(llm_target.name)
+
+
+@pytest.fixture
 def llm_record() -> Callable[[Any, Measured], None]:
     """Record a load run as this test's pytest-benchmark entry."""
     return benchmark_record
@@ -246,19 +300,80 @@ def llm_client(llm_server: Server) -> Iterator[OpenAIClient]:
             f"log: {llm_server.log_path}\n{llm_server.log_tail()}",
             pytrace=False,
         )
-    with OpenAIClient(llm_server.base_url, llm_server.served_name) as client:
+    key = llm_server.target.api_key()
+    with OpenAIClient(llm_server.base_url, llm_server.served_name, api_key=key) as client:
         yield client
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        callspec = getattr(item, "callspec", None)
-        uses = getattr(item, "fixturenames", ())
-        if callspec is None or "benchmark" not in uses or "llm_target" not in callspec.params:
+        target = _item_target(item)
+        if target is None or "benchmark" not in getattr(item, "fixturenames", ()):
             continue
         if item.get_closest_marker("benchmark") is None:
-            group = f"llmserve {callspec.params['llm_target'].name}"
+            group = f"llmserve {target.name}"
             item.add_marker(pytest.mark.benchmark(timer=REPLAY, group=group))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Keep each target test's outcome (inconclusive kept apart from skipped) for the results."""
+    report = yield
+    target = _item_target(item)
+    if target is None:
+        return report
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        outcome, reason = _outcome(report)
+        check = getattr(item, "originalname", item.name)
+        state = item.config.stash[STATE]
+        state.results.of(target.name).checks.append(CheckOutcome(check, outcome, reason))
+    return report
+
+
+def _outcome(report: pytest.TestReport) -> tuple[str, str]:
+    if hasattr(report, "wasxfail"):
+        return "xfail", str(report.wasxfail).removeprefix("reason: ")
+    if report.skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else ""
+        reason = reason.removeprefix("Skipped: ")
+        if reason.startswith("INCONCLUSIVE: "):
+            return "inconclusive", reason.removeprefix("INCONCLUSIVE: ")
+        return "skipped", reason
+    if report.failed:
+        kind = "fail" if report.when == "call" else "error"
+        text = getattr(report.longrepr, "reprcrash", None)
+        message = text.message if text is not None else str(report.longrepr)
+        return kind, message.removeprefix("Failed: ").splitlines()[0] if message else ""
+    return "pass", ""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Each figure a target test recorded goes into JUnit XML as a property, for CI."""
+    target = _item_target(item)
+    if target is None:
+        return (yield)
+    results = item.config.stash[STATE].results.of(target.name)
+    before = dict(results.figures)
+    try:
+        return (yield)
+    finally:
+        item.user_properties.extend(history.figure_properties(results, before))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Keep a run record per target, compare with history; a regression fails the session."""
+    state = session.config.stash.get(STATE, None)
+    if state is not None:
+        history.at_session_end(session, state)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist: a worker's figures reach the controller, which writes the records."""
+    state = node.config.stash.get(STATE, None)
+    if state is not None:
+        history.merge_worker(node, state)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -283,3 +398,19 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(
                 f"{v.outcome.upper():12} {nodeid.split('::')[-1]}: {v.reason}"
             )
+    history.summary(terminalreporter, config)
+    _comparison(terminalreporter, config, state)
+
+
+def _comparison(terminalreporter: Any, config: pytest.Config, state: LLMServeState) -> None:
+    """The precision comparison table (terminal, JSON, Pareto PNGs) when accuracy was measured."""
+    from pytest_llmserve.report.comparison import write as write_comparison
+
+    harness = config.stash.get(_ACCURACY, None)
+    if harness is None:
+        return
+    lines = write_comparison(state.results, state.settings.profile, harness.memory,
+                             state.pool.log_dir)  # fmt: skip
+    terminalreporter.section("llmserve comparison")
+    for line in lines:
+        terminalreporter.write_line(line)

@@ -21,6 +21,7 @@ from pytest_llmserve.checklist.gate import (
     check_ratio_at_least,
 )
 from pytest_llmserve.checklist.performance import PerfHarness, with_doubts
+from pytest_llmserve.checklist.results import Figure, TargetResults, rate_figure, summary_figure
 from pytest_llmserve.load.runner import Schedule
 from pytest_llmserve.measure.latency import SLO
 from pytest_llmserve.profile.checks import PerfChecks
@@ -32,6 +33,7 @@ Record = Callable[..., None]
 def test_output_throughput_floor(
     llm_perf: PerfHarness,
     llm_checks: PerfChecks,
+    llm_results: TargetResults,
     llm_judge: Judge,
     llm_record: Record,
     benchmark: Any,
@@ -41,6 +43,11 @@ def test_output_throughput_floor(
     run = llm_perf.run(llm_checks.workload, schedule)
     llm_record(benchmark, run)
     rate = run.metrics.output_throughput
+    llm_results.add(
+        rate_figure(rate, "output_tok_s", f"output tokens / s at concurrency {spec.concurrency}"),
+        rate_figure(run.metrics.request_throughput, "request_rps",
+                    f"completed requests / s at concurrency {spec.concurrency}"),
+    )  # fmt: skip
     verdict = check_at_least(
         f"output tok/s at c={spec.concurrency}",
         rate.point,
@@ -55,6 +62,7 @@ def test_output_throughput_floor(
 def test_latency_slo(
     llm_perf: PerfHarness,
     llm_checks: PerfChecks,
+    llm_results: TargetResults,
     llm_judge: Judge,
     llm_record: Record,
     benchmark: Any,
@@ -65,6 +73,13 @@ def test_latency_slo(
     schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
     run = llm_perf.run(llm_checks.workload, schedule, spec.output_tokens)
     llm_record(benchmark, run)
+    at = f"at concurrency {spec.concurrency}"
+    for summary, what in ((run.metrics.ttft, "request sent -> first token"),
+                          (run.metrics.tpot, "(E2E - TTFT) / (output tokens - 1)")):  # fmt: skip
+        for stat in sorted({"p50", spec.percentile}):
+            llm_results.add(
+                summary_figure(summary, stat, f"{summary.name}_{stat}_s", f"{what}, {stat} {at}")
+            )
     verdicts = []
     for summary, bound in (
         (run.metrics.ttft, spec.max_ttft_s),
@@ -92,6 +107,7 @@ def test_latency_slo(
 def test_batching_scales(
     llm_perf: PerfHarness,
     llm_checks: PerfChecks,
+    llm_results: TargetResults,
     llm_judge: Judge,
     llm_record: Record,
     benchmark: Any,
@@ -114,12 +130,17 @@ def test_batching_scales(
         lo.interval,
         spec.min_ratio,
     )
+    llm_results.add(
+        Figure("scaling_ratio", verdict.point, "x", None, verdict.interval, "higher",
+               f"output tok/s at concurrency {spec.high} / at {spec.low}")
+    )  # fmt: skip
     llm_judge(with_doubts(verdict, high, low))
 
 
 def test_goodput_floor(
     llm_perf: PerfHarness,
     llm_checks: PerfChecks,
+    llm_results: TargetResults,
     llm_judge: Judge,
     llm_record: Record,
     benchmark: Any,
@@ -130,6 +151,7 @@ def test_goodput_floor(
     run = llm_perf.run(llm_checks.workload, schedule, load.output_tokens)
     llm_record(benchmark, run)
     rate = run.metrics.goodput(SLO(spec.max_ttft_s, spec.max_tpot_s, spec.max_e2e_s))
+    llm_results.add(rate_figure(rate, "goodput_rps", "requests / s meeting every SLO bound"))
     verdict = check_at_least(
         "goodput", rate.point, rate.interval, spec.min_rps, "req/s", why_no_interval=rate.note
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from pytest_llmserve.checklist.gate import Verdict
 from pytest_llmserve.client.dialects import Prompt
+from pytest_llmserve.errors import ServerError
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.load import workload as wl
 from pytest_llmserve.load.records import LoadRun
@@ -79,8 +80,9 @@ class PerfHarness:
             return wl.prompt_set(Path(workload.prompts_file), outputs, seed=workload.seed)
         if self._corpus is None:
             self._corpus = wl.server_token_ids(
-                self.server.base_url, self.server.served_name, wl.corpus_text()
-            )
+                self.server.base_url, self.server.served_name, wl.corpus_text(),
+                api_key=self.server.target.api_key(),
+            )  # fmt: skip
         inputs = wl.Lengths(workload.input_tokens, workload.distribution, workload.spread)
         if workload.kind == "shared_prefix":
             return wl.shared_prefix(
@@ -102,8 +104,15 @@ class PerfHarness:
                 self.progress(f"load run: {label}")
             run = run_sync(
                 self.server.base_url, self.server.served_name, prompts, schedule,
-                progress=self.progress,
+                progress=self.progress, api_key=self.server.target.api_key(),
+                exited=self.server.exited,
             )  # fmt: skip
+            if run.stopped_by == "server_gone":
+                # Not a measurement: the test fails with the server's own last words.
+                raise ServerError(
+                    f"{self.server.target.name}: load run {label}: {'; '.join(run.notes)}",
+                    self.server.log_tail(), str(self.server.log_path or "") or None,
+                )  # fmt: skip
             self._runs[key] = Measured(label, run, run_metrics(run))
         return self._runs[key]
 

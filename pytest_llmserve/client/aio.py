@@ -2,26 +2,30 @@
 
 It stamps each network read with ``perf_counter`` as it arrives and hands the
 parsed events to a dialect; parsing happens after the stamp, so a slow parse
-delays later chunks' stamps but never moves an earlier one. Failures (HTTP errors,
-dropped connections, timeouts) are recorded on the request, never raised: a load
-run must account for every request it sent.
+delays later chunks' stamps but never moves an earlier one. Events that arrive in
+one read share its stamp: nothing in the client can tell them apart. Failures
+(HTTP errors, dropped connections, timeouts, bad JSON) are recorded on the
+request, never raised: a load run must account for every request it sent.
 
-Its per-request and per-chunk costs bound what a load run can measure, so the hot
-path is kept lean (``benchmarks/client_ceiling.py`` reports its ceiling): the
-request URL is merged with ``base_url`` once per path rather than re-parsed by
-httpx on every request, and the read loop binds what it calls to locals.
+Its per-request and per-chunk costs bound what a load run can measure, so it runs
+on ``client.http1``, a bare asyncio HTTP/1.1 client that parses each read inside
+the socket callback (httpx cost about 100 us per read, several times a bare
+client's; ``benchmarks/client_ceiling.py`` reports the ceiling). Like that
+module, it ignores proxy environment variables: a load test measures the server.
 """
 
 from __future__ import annotations
 
 import json
 import time
-
-import httpx
+from typing import Any
 
 from pytest_llmserve.client.dialects import Dialect, Prompt
+from pytest_llmserve.client.http1 import BodyCallback, HTTP1Pool, HTTPError
 from pytest_llmserve.client.sse import SSEParser
 from pytest_llmserve.load.records import RequestRecord
+
+ERROR_BODY_BYTES = 4096  # enough for the 500 characters a record keeps
 
 
 class StreamingClient:
@@ -39,48 +43,63 @@ class StreamingClient:
         self.model = model
         self.dialect = dialect
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=None)
-        self._http = httpx.AsyncClient(
-            base_url=base_url, headers=headers, timeout=timeout_s, limits=limits
-        )
-        self._urls: dict[str, httpx.URL] = {}
+        self._pool = HTTP1Pool(base_url, headers, timeout_s, max_connections)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._pool.aclose()
 
     async def send(self, prompt: Prompt, record: RequestRecord) -> RequestRecord:
         """Stream one request into ``record`` (its ``sent_at`` is stamped here)."""
         path, body = self.dialect.request(self.model, prompt)
-        url = self._urls.get(path)
-        if url is None:
-            url = self._url(path)
-        feed, apply, loads = SSEParser().feed, self.dialect.apply, json.loads
-        clock = time.perf_counter
-        record.sent_at = clock()
+        stream = _Stream(record, self.dialect)
+        record.sent_at = time.perf_counter()
         try:
-            async with self._http.stream("POST", url, json=body) as response:
-                record.status = response.status_code
-                if response.status_code != 200:
-                    text = (await response.aread()).decode("utf-8", errors="replace")
-                    record.error = f"HTTP {response.status_code}: {text[:500]}"
-                    record.last_byte_at = clock()
-                    return record
-                async for chunk in response.aiter_bytes():
-                    at = clock()
-                    record.last_byte_at = at
-                    for event in feed(chunk):
-                        if event.data != "[DONE]":
-                            apply(loads(event.data), record, at)
-        except (httpx.HTTPError, json.JSONDecodeError) as exc:
+            await self._pool.post(path, _json_bytes(body), stream)
+        except (HTTPError, json.JSONDecodeError) as exc:
             record.error = f"{type(exc).__name__}: {exc}"
+            return record
+        if stream.error_body is not None:
+            text = stream.error_body.decode("utf-8", errors="replace")
+            record.error = f"HTTP {record.status}: {text[:500]}"
         return record
 
-    def _url(self, path: str) -> httpx.URL:
-        """``path`` merged with ``base_url`` exactly as httpx merges it, computed once.
 
-        Passing httpx an absolute ``URL`` skips its per-request URL parsing and
-        merging, which cost about a fifth of the client's time to first token.
-        """
-        url = self._http.build_request("POST", path).url
-        self._urls[path] = url
-        return url
+def _json_bytes(body: dict[str, Any]) -> bytes:
+    """The body as httpx's ``json=`` encoded it: compact, UTF-8, no NaN."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class _Stream:
+    """One response's handler: SSE events into the record, or an error body kept aside."""
+
+    __slots__ = ("_apply", "_feed", "error_body", "record")
+
+    def __init__(self, record: RequestRecord, dialect: Dialect) -> None:
+        self.record = record
+        self._apply = dialect.apply
+        self._feed = SSEParser().feed
+        self.error_body: bytearray | None = None
+
+    def head(self, status: int, at: float) -> BodyCallback:
+        self.record.status = status
+        self.record.last_byte_at = at
+        if status == 200:
+            return self._events
+        self.error_body = bytearray()
+        return self._error
+
+    def _events(self, data: bytes, at: float) -> None:
+        # Called for every network read of every stream: locals, no attribute chains.
+        record = self.record
+        record.last_byte_at = at
+        if data:
+            apply, loads = self._apply, json.loads
+            for event in self._feed(data):
+                if event.data != "[DONE]":
+                    apply(loads(event.data), record, at)
+
+    def _error(self, data: bytes, at: float) -> None:
+        self.record.last_byte_at = at
+        assert self.error_body is not None
+        if len(self.error_body) < ERROR_BODY_BYTES:
+            self.error_body += data[: ERROR_BODY_BYTES - len(self.error_body)]

@@ -8,8 +8,9 @@ what it actually applied. Launchers and suites stay framework-neutral.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
+from pytest_llmserve.frameworks.contract import ErrorExpectation, MetricContract
 from pytest_llmserve.profile.model import Target
 
 
@@ -44,6 +45,10 @@ class Framework(Protocol):
     name: str
     health_path: str
     models_path: str
+    # How the API returns a prompt's own log-probabilities (perplexity, log-likelihood
+    # tasks): "openai-echo" (/v1/completions with echo + logprobs), or None when it
+    # cannot, which makes those figures "not measurable" (never 0, never a pass).
+    prompt_logprobs: str | None
 
     def version(self) -> str | None:
         """The installed framework's version, or None when it is not installed here."""
@@ -59,4 +64,16 @@ class Framework(Protocol):
 
     def precision_problems(self, target: Target, facts: EngineFacts) -> list[str]:
         """Reasons the served precision differs from the declared one (empty: it applied)."""
+        ...
+
+    def metric_contract(self) -> MetricContract | None:
+        """Its metrics endpoint and the families it must expose (None: it has no endpoint)."""
+        ...
+
+    def error_expectations(self) -> dict[str, ErrorExpectation]:
+        """Documented status per error-battery case id (``checklist.error_battery.CASES``)."""
+        ...
+
+    def error_body_problems(self, body: Any) -> list[str]:
+        """Why an error response body is not in this framework's error schema ([] = it is)."""
         ...

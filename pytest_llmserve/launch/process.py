@@ -22,7 +22,7 @@ import psutil
 
 from pytest_llmserve.errors import ServerStartError
 from pytest_llmserve.frameworks.base import EngineFacts, Framework
-from pytest_llmserve.launch import labels
+from pytest_llmserve.launch import auth, labels
 from pytest_llmserve.launch.ports import free_port
 from pytest_llmserve.launch.readiness import NotReady, ReadyReport, standard_probes, wait_ready
 from pytest_llmserve.launch.server import read_tail
@@ -69,6 +69,7 @@ class ProcessServer:
     def _launch_until_ready(self) -> None:
         assert self.log_path is not None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        auth.ensure_api_key(self.target)  # before the spec: the framework passes it by env
         for attempt in (1, 2):
             port = free_port(HOST)
             self.base_url = f"http://{HOST}:{port}"
@@ -80,7 +81,8 @@ class ProcessServer:
                 labels.SERVER_VAR: self.server_id,
             }
             with self.log_path.open("ab") as log:
-                log.write(f"# llmserve: attempt {attempt}: {shlex.join(spec.argv)}\n".encode())
+                argv = shlex.join(auth.redact_argv(spec.argv))
+                log.write(f"# llmserve: attempt {attempt}: {argv}\n".encode())
                 log.flush()
                 started = time.monotonic()
                 self._proc = subprocess.Popen(
@@ -101,6 +103,7 @@ class ProcessServer:
                     self.exited,
                     self.target.startup_timeout_s,
                     started_at=started,
+                    headers=auth.auth_headers(self.target),
                 )
                 return
             except NotReady as exc:
@@ -123,7 +126,8 @@ class ProcessServer:
         return f"exited with code {rc}"
 
     def log_tail(self, lines: int = 40) -> str:
-        return read_tail(self.log_path, lines)
+        # Failure messages quote this tail: a key the server echoed must not reach them.
+        return auth.redact(read_tail(self.log_path, lines), self.target.api_key())
 
     def pids(self) -> list[int]:
         if self._proc is None or self._proc.poll() is not None:

@@ -11,16 +11,22 @@ gates call a failing verdict on such a run inconclusive rather than blame the se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from pytest_llmserve.client.aio import StreamingClient
 from pytest_llmserve.client.dialects import Prompt
 from pytest_llmserve.load.records import LoadRun, RequestRecord
 
 LAG_TICK_S = 0.01
+GONE_POLL_S = 0.5
+# Once the server is gone, requests still in flight get this long to end on their own
+# (a dead socket errors at once) before they are cancelled and marked failed.
+GONE_GRACE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class Schedule:
 
 
 Progress = Callable[[str], None]
+# None while the server should be answering, else why it is gone (``Server.exited``).
+Exited = Callable[[], str | None]
 
 
 class _Lag:
@@ -76,8 +84,13 @@ async def run_load(
     schedule: Schedule,
     progress: Progress | None = None,
     progress_every_s: float = 15.0,
+    exited: Exited | None = None,
 ) -> LoadRun:
-    """Send ``schedule.warmup`` then ``schedule.requests`` prompts (cycling ``prompts``)."""
+    """Send ``schedule.warmup`` then ``schedule.requests`` prompts (cycling ``prompts``).
+
+    With ``exited``, a server that dies ends the run within about a second, not at
+    the requests' timeouts: ``stopped_by`` is then ``"server_gone"`` and the notes say why.
+    """
     if not prompts:
         raise ValueError("a load run needs at least one prompt")
     total = schedule.warmup + schedule.requests
@@ -93,18 +106,26 @@ async def run_load(
     ]
     lag = _Lag()
     watcher = asyncio.create_task(lag.watch())
-    try:
+    measured = records[schedule.warmup :]
+    notes: list[str] = []
+    began = time.perf_counter()
+
+    async def phases() -> str:
+        nonlocal began
         if schedule.warmup:
             await _phase(client, prompts, records[: schedule.warmup], schedule, None, None, [])
         lag.worst = 0.0  # warm-up includes connection setup; judge the measured phase only
-        measured = records[schedule.warmup :]
         reporter = asyncio.create_task(_report(measured, progress, progress_every_s))
         began = time.perf_counter()
-        notes: list[str] = []
-        stopped_by = await _phase(
-            client, prompts, measured, schedule, schedule.max_duration_s, began, notes
-        )
-        reporter.cancel()
+        try:
+            return await _phase(
+                client, prompts, measured, schedule, schedule.max_duration_s, began, notes
+            )
+        finally:
+            reporter.cancel()
+
+    try:
+        stopped_by = await _race_server_exit(phases(), records, exited, notes)
     finally:
         watcher.cancel()
     sent = [r for r in measured if r.sent_at]
@@ -183,6 +204,56 @@ async def _phase(
     return "duration" if expired else "count"
 
 
+async def _race_server_exit(
+    phases: Coroutine[Any, Any, str],
+    records: list[RequestRecord],
+    exited: Exited | None,
+    notes: list[str],
+) -> str:
+    """Run ``phases``; if the server goes first, end the run and mark what was in flight."""
+    run = asyncio.create_task(phases)
+    if exited is None:
+        return await run
+    gone = asyncio.create_task(_gone(exited))
+    try:
+        await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if run.done():
+            # A dead server refuses connections at once, so a run can burn through its
+            # requests before the next poll: failed requests ask once more, briefly.
+            why = exited()
+            if why is None and any(r.sent_at and r.status == 0 for r in records):
+                with contextlib.suppress(TimeoutError):
+                    why = await asyncio.wait_for(gone, GONE_GRACE_S)
+            if why is None:
+                return run.result()
+        else:
+            why = gone.result()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(run), GONE_GRACE_S)
+        if not run.done():
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+    finally:
+        gone.cancel()
+        if not run.done():
+            run.cancel()
+    for r in records:
+        # Unfinished: no error yet and no finish_reason (cut off mid-stream by the cancel).
+        if r.sent_at and r.error is None and r.finish_reason is None:
+            r.error = f"server {why} while this request was in flight"
+    notes.append(f"the server {why}: the run stopped early")
+    return "server_gone"
+
+
+async def _gone(exited: Exited) -> str:
+    while True:
+        why = exited()
+        if why is not None:
+            return why
+        await asyncio.sleep(GONE_POLL_S)
+
+
 async def _report(records: list[RequestRecord], progress: Progress | None, every_s: float) -> None:
     if progress is None:
         return
@@ -204,14 +275,16 @@ def run_sync(
     schedule: Schedule,
     dialect: str = "openai-completions",
     progress: Progress | None = None,
+    api_key: str | None = None,
+    exited: Exited | None = None,
 ) -> LoadRun:
     """``run_load`` from synchronous code (a test), on a fresh event loop."""
     from pytest_llmserve.client.dialects import DIALECTS
 
     async def go() -> LoadRun:
-        client = StreamingClient(base_url, model, DIALECTS[dialect])
+        client = StreamingClient(base_url, model, DIALECTS[dialect], api_key=api_key)
         try:
-            return await run_load(client, prompts, schedule, progress)
+            return await run_load(client, prompts, schedule, progress, exited=exited)
         finally:
             await client.aclose()
 

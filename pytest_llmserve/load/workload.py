@@ -81,12 +81,15 @@ def corpus_text() -> str:
     return "\n\n".join(parts)
 
 
-def server_token_ids(base_url: str, model: str, text: str) -> list[int]:
+def server_token_ids(
+    base_url: str, model: str, text: str, api_key: str | None = None
+) -> list[int]:
     """Tokenize with the served model's own tokenizer (vLLM, SGLang, llama.cpp: /tokenize)."""
     r = httpx.post(
         f"{base_url}/tokenize",
         json={"model": model, "prompt": text, "add_special_tokens": False},
         timeout=120,
+        headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
     )
     r.raise_for_status()
     return [int(t) for t in r.json()["tokens"]]

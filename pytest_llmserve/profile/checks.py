@@ -122,14 +122,14 @@ def perf_checks(checks: dict[str, Any], where: str) -> PerfChecks:
         if key not in _TABLES and key not in OTHER_TABLES:
             valid = ", ".join([*_TABLES, *OTHER_TABLES])
             raise ProfileError(f"{where}: checks.{key}: unknown check (valid: {valid})")
-    parsed = {name: _table(checks.get(name), cls, f"{where}: checks.{name}")
+    parsed = {name: parse_table(checks.get(name), cls, f"{where}: checks.{name}")
               for name, cls in _TABLES.items()}  # fmt: skip
     workload = parsed["workload"] or Workload()
     return PerfChecks(workload, parsed["throughput"], parsed["latency"], parsed["scaling"],
                       parsed["goodput"], parsed["sweep"])  # fmt: skip
 
 
-def _table(raw: Any, cls: type[T], where: str) -> T | None:
+def parse_table(raw: Any, cls: type[T], where: str) -> T | None:
     if raw is None:
         return None
     if not isinstance(raw, dict):

@@ -16,7 +16,7 @@ from typing import Any
 from pytest_llmserve.errors import ProfileError
 from pytest_llmserve.frameworks import registry
 from pytest_llmserve.models import catalog
-from pytest_llmserve.profile.checks import perf_checks
+from pytest_llmserve.profile.cost import parse_cost
 from pytest_llmserve.profile.model import (
     DEVICES,
     EMBEDDED_PREFIX,
@@ -27,6 +27,7 @@ from pytest_llmserve.profile.model import (
     Profile,
     Target,
 )
+from pytest_llmserve.profile.validate import validate_checks
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Launchers whose code exists; the others are known words that fail with a clear message.
@@ -63,7 +64,9 @@ _FIELDS: dict[str, _Field] = {
     "startup_timeout_s": _Field((int, float)),
     "slow": _Field(bool),
     "checks": _Field(dict),
+    "api_key_env": _Field(str),
 }
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def load_profile(path: Path) -> Profile:
@@ -99,9 +102,11 @@ def pyproject_profile(rootdir: Path) -> Profile | None:
 def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path) -> Profile:
     """Validate a profile's mapping; ``base_dir`` anchors relative model paths."""
     where = f"llmserve profile {source}"
-    unknown = sorted(set(data) - {"name", "defaults", "targets"})
+    unknown = sorted(set(data) - {"name", "defaults", "targets", "cost"})
     if unknown:
-        raise ProfileError(f"{where}: unknown key {unknown[0]!r} (valid: name, defaults, targets)")
+        raise ProfileError(
+            f"{where}: unknown key {unknown[0]!r} (valid: name, defaults, targets, cost)"
+        )
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise ProfileError(f"{where}: defaults: expected a table, got {type(defaults).__name__}")
@@ -109,19 +114,24 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path) -> Profi
     if not isinstance(raw_targets, list) or not raw_targets:
         raise ProfileError(f"{where}: targets: expected a non-empty array of tables [[targets]]")
     targets: list[Target] = []
+    labels: list[str] = []
     for i, raw in enumerate(raw_targets):
         if not isinstance(raw, dict):
             raise ProfileError(f"{where}: targets[{i}]: expected a table")
         merged = _merge(defaults, raw)
-        label = f"{where}: targets[{i}]" + (f" ({raw['name']})" if "name" in raw else "")
-        targets.append(_target(merged, label, base_dir))
+        labels.append(f"{where}: targets[{i}]" + (f" ({raw['name']})" if "name" in raw else ""))
+        targets.append(_target(merged, labels[-1], base_dir))
     seen: set[str] = set()
     for t in targets:
         if t.name in seen:
             raise ProfileError(f"{where}: target name {t.name!r} is used twice")
         seen.add(t.name)
+    names = [t.name for t in targets]
+    for t, label in zip(targets, labels, strict=True):
+        validate_checks(t.checks, label, names)
     name = data.get("name", Path(source.split(" ")[0]).stem)
-    return Profile(source=source, name=str(name), targets=tuple(targets))
+    cost = parse_cost(data.get("cost"), f"{where}: cost")
+    return Profile(source=source, name=str(name), targets=tuple(targets), cost=cost)
 
 
 def _merge(defaults: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,6 +183,13 @@ def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
     if not all(isinstance(v, str) for v in env.values()):
         raise ProfileError(f"{where}: env: every value must be a string")
 
+    key_env = values.get("api_key_env")
+    if key_env is not None and not _ENV_NAME_RE.match(key_env):
+        raise ProfileError(
+            f"{where}: api_key_env: {key_env!r} must be the NAME of an environment variable "
+            "(letters, digits, '_'), never the key itself"
+        )
+
     launcher = values.get("launcher", "process")
     if launcher not in IMPLEMENTED_LAUNCHERS:
         raise ProfileError(
@@ -185,7 +202,6 @@ def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
         raise ProfileError(f"{where}: url: only valid with launcher = 'external'")
 
     model = _model(values["model"], values, where, base_dir, launcher)
-    perf_checks(values.get("checks", {}), where)
     return Target(
         name=name,
         framework=values["framework"],
@@ -205,6 +221,7 @@ def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
         startup_timeout_s=float(values.get("startup_timeout_s", 600.0)),
         slow=values.get("slow", False),
         checks=dict(values.get("checks", {})),
+        api_key_env=key_env,
     )
 
 

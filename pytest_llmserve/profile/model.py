@@ -6,9 +6,13 @@ the layers can trust these values without checking them again.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_llmserve.profile.cost import CostTable
 
 # Every framework the design knows; markers exist for all of them so that
 # `-m tgi` is a valid expression even before a TGI module is registered.
@@ -24,6 +28,18 @@ DEVICES = ("cpu", "gpu")
 LAUNCHERS = ("process", "docker", "external")
 
 EMBEDDED_PREFIX = "embedded:"
+
+
+class Secret(str):
+    """A string whose repr is masked: tracebacks with locals (``pytest -l``) never show it.
+
+    It is an ordinary ``str`` everywhere else (f-strings, headers, ``os.environ``).
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "'***'"
 
 
 @dataclass(frozen=True)
@@ -47,6 +63,9 @@ class Target:
     env: tuple[tuple[str, str], ...] = ()
     startup_timeout_s: float = 600.0
     slow: bool = False
+    # The NAME of an environment variable holding the API key; the key itself never
+    # lives in the profile, so it never reaches a repr, a test id or a report.
+    api_key_env: str | None = None
     checks: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -80,6 +99,13 @@ class Target:
     def env_dict(self) -> dict[str, str]:
         return dict(self.env)
 
+    def api_key(self) -> Secret | None:
+        """The key clients must send (read from ``api_key_env`` now), or None: no auth."""
+        if not self.api_key_env:
+            return None
+        key = os.environ.get(self.api_key_env)
+        return Secret(key) if key else None
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -88,6 +114,7 @@ class Profile:
     source: str
     name: str
     targets: tuple[Target, ...]
+    cost: CostTable | None = None  # prices per device-hour, for cost per token
 
     def target(self, name: str) -> Target:
         for t in self.targets:

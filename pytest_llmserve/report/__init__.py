@@ -1,0 +1,1 @@
+"""Reports of a session and of history: a self-contained HTML file (``html``)."""

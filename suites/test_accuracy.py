@@ -1,0 +1,81 @@
+"""Accuracy: what a precision (or a migration) costs, against a baseline target, paired.
+
+Each target's ``checks.accuracy`` names its baseline target and budgets: perplexity
+may rise by at most ``max_ppl_increase`` and the task score must keep
+``min_score_ratio`` of the baseline's. Both are measured through the server on the
+same token ids and items for both targets (held-out text: the Python language
+reference; tasks: the built-in generated items), and judged on the paired 95%
+interval: pass, fail, or inconclusive with the reason. The baseline's own figures
+are a report, not a gate. A target declared at another precision that scores
+exactly like its baseline did not apply its quantization, and fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from pytest_llmserve.checklist.accuracy import (
+    delta_figures,
+    not_applied,
+    own_figures,
+    ppl_gate,
+    score_gate,
+)
+from pytest_llmserve.checklist.accuracy_harness import AccuracyView
+from pytest_llmserve.checklist.results import TargetResults
+
+Judge = Callable[..., None]
+
+
+def test_accuracy_figures(llm_accuracy: AccuracyView, llm_results: TargetResults) -> None:
+    """A report: this target's perplexity and task score (the baseline's reference figures)."""
+    if llm_accuracy.spec is None:
+        pytest.skip("the profile sets no accuracy checks for this target")
+    figures = llm_accuracy.figures()
+    llm_results.add(*own_figures(figures))
+    for f in llm_accuracy.harness.memory.get(llm_accuracy.target.name, []):
+        if f.metric not in llm_results.figures:  # the footprint suite's reading wins
+            llm_results.add(f)
+    assert figures.tasks.correct, "no task item could be scored"
+    if figures.ppl is None:
+        pytest.skip(f"perplexity not measurable: {figures.ppl_note}")
+
+
+def test_quantization_applied(llm_accuracy: AccuracyView, llm_judge: Judge) -> None:
+    spec = llm_accuracy.spec or pytest.skip("the profile sets no accuracy checks for this target")
+    if llm_accuracy.is_baseline:
+        pytest.skip("this target is the baseline")
+    verdict = not_applied(llm_accuracy.baseline(), llm_accuracy.figures())
+    if verdict is None:
+        pytest.skip(f"same declared precision as {spec.baseline}, or nothing to compare")
+    llm_judge(verdict)
+
+
+def test_perplexity_within_budget(
+    llm_accuracy: AccuracyView, llm_results: TargetResults, llm_judge: Judge
+) -> None:
+    spec = llm_accuracy.spec or pytest.skip("the profile sets no accuracy checks for this target")
+    if llm_accuracy.is_baseline:
+        pytest.skip("this target is the baseline")
+    if spec.max_ppl_increase is None:
+        pytest.skip("the accuracy checks set no max_ppl_increase")
+    base, cand = llm_accuracy.baseline(), llm_accuracy.figures()
+    verdict = ppl_gate(base, cand, spec.max_ppl_increase)
+    llm_results.add(*delta_figures(base, cand, verdict))
+    llm_judge(verdict)
+
+
+def test_task_score_within_budget(
+    llm_accuracy: AccuracyView, llm_results: TargetResults, llm_judge: Judge
+) -> None:
+    spec = llm_accuracy.spec or pytest.skip("the profile sets no accuracy checks for this target")
+    if llm_accuracy.is_baseline:
+        pytest.skip("this target is the baseline")
+    if spec.min_score_ratio is None:
+        pytest.skip("the accuracy checks set no min_score_ratio")
+    base, cand = llm_accuracy.baseline(), llm_accuracy.figures()
+    verdict = score_gate(base, cand, spec.min_score_ratio)
+    llm_results.add(*delta_figures(base, cand, verdict))
+    llm_judge(verdict)

@@ -1,0 +1,135 @@
+"""Metrics endpoint contract: Prometheus text, the required families with their types,
+labelled with the served model, counting exactly what a load run of ours did, and
+back to idle afterwards.
+
+Counters are cumulative and other tests move them too, so every count is a delta
+of two scrapes taken around one small load run whose requests and tokens the
+client counted itself (from each request's ``usage``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from pytest_llmserve.checklist import metrics_contract as mc
+from pytest_llmserve.checklist.performance import PerfHarness
+from pytest_llmserve.checklist.results import Figure, TargetResults
+from pytest_llmserve.frameworks import registry
+from pytest_llmserve.frameworks.contract import MetricContract
+from pytest_llmserve.launch.auth import auth_headers
+from pytest_llmserve.launch.server import Server
+from pytest_llmserve.load.runner import Schedule, run_sync
+from pytest_llmserve.measure.prometheus import Scrape
+from pytest_llmserve.profile.checks import Workload
+from pytest_llmserve.profile.contract_checks import MetricsChecks, metrics_checks
+
+Judge = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class AroundRun:
+    """Two scrapes around one load run, and what the client counted in it."""
+
+    before: Scrape
+    after: Scrape
+    client: mc.ClientTally
+    spec: MetricsChecks
+    idle: mc.Idle
+
+
+_RUNS: dict[str, AroundRun] = {}
+
+
+@pytest.fixture
+def contract(llm_server: Server) -> MetricContract:
+    found = registry.get(llm_server.target.framework).metric_contract()
+    return found or pytest.skip(f"{llm_server.target.framework} has no metrics endpoint")
+
+
+@pytest.fixture
+def endpoint(llm_server: Server, contract: MetricContract) -> mc.Endpoint:
+    return mc.fetch(llm_server.base_url, contract.path, auth=auth_headers(llm_server.target))
+
+
+@pytest.fixture
+def around_run(llm_server: Server, llm_perf: PerfHarness, contract: MetricContract) -> AroundRun:
+    """The load run for this target, done once: scrape, run, scrape, wait for idle."""
+    name = llm_server.target.name
+    if name not in _RUNS:
+        spec = metrics_checks(llm_server.target.checks, f"target {name}")
+        workload = Workload(input_tokens=spec.input_tokens, output_tokens=spec.output_tokens)
+        prompts = llm_perf.prompts(workload, spec.requests)
+
+        def scrape() -> mc.Endpoint:
+            return mc.fetch(
+                llm_server.base_url, contract.path, auth=auth_headers(llm_server.target)
+            )
+
+        before = scrape()
+        if before.scrape is None:
+            pytest.fail(f"cannot scrape before the run: {before.problem}", pytrace=False)
+        run = run_sync(llm_server.base_url, llm_server.served_name, prompts,
+                       Schedule(spec.requests, spec.concurrency),
+                       api_key=llm_server.target.api_key())  # fmt: skip
+        idle = mc.wait_idle(scrape, contract, llm_server.served_name, spec.idle_timeout_s)
+        after = mc.settled(scrape, contract, spec.idle_timeout_s)
+        if after.scrape is None:
+            pytest.fail(f"cannot scrape after the run: {after.problem}", pytrace=False)
+        _RUNS[name] = AroundRun(before.scrape, after.scrape, mc.tally(run.measured), spec, idle)
+    return _RUNS[name]
+
+
+def test_metrics_endpoint_serves_prometheus_text(endpoint: mc.Endpoint) -> None:
+    problems = mc.endpoint_problems(endpoint)
+    assert not problems, "; ".join(problems)
+
+
+def test_required_families_exist_with_their_types(
+    endpoint: mc.Endpoint, contract: MetricContract
+) -> None:
+    assert endpoint.scrape is not None, endpoint.problem
+    problems = mc.family_problems(endpoint.scrape, contract)
+    assert not problems, "\n".join(problems)
+
+
+def test_metrics_name_the_served_model(
+    endpoint: mc.Endpoint, contract: MetricContract, llm_server: Server
+) -> None:
+    assert endpoint.scrape is not None, endpoint.problem
+    if contract.model_label is None:
+        pytest.skip(f"{llm_server.target.framework} labels no metric with the model")
+    problems = mc.label_problems(endpoint.scrape, contract, llm_server.served_name)
+    assert not problems, "\n".join(problems)
+
+
+def test_counters_count_what_was_served(
+    around_run: AroundRun,
+    contract: MetricContract,
+    llm_server: Server,
+    llm_results: TargetResults,
+    llm_judge: Judge,
+) -> None:
+    moved = mc.movements(around_run.before, around_run.after, contract, llm_server.served_name,
+                         around_run.client, around_run.spec.token_tolerance)  # fmt: skip
+    if not moved:
+        pytest.fail("no counter or per-request histogram of the contract was found", pytrace=False)
+    for m in moved:
+        llm_results.add(
+            Figure(f"metrics_{m.signal}_delta", m.observed, "count", definition=(
+                f"{m.metric} after - before a run of {around_run.client.sent} requests; "
+                f"the client counted {m.expected:g}"))
+        )  # fmt: skip
+    llm_judge(*(mc.movement_verdict(m, around_run.client) for m in moved))
+
+
+def test_gauges_return_to_idle(around_run: AroundRun, llm_results: TargetResults) -> None:
+    idle = around_run.idle
+    llm_results.add(
+        Figure("metrics_idle_s", idle.seconds if idle.ok else None, "s", better="lower",
+               definition="end of the load run -> running and waiting gauges read 0",
+               note=idle.problem)
+    )  # fmt: skip
+    assert idle.ok, idle.problem

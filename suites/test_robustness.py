@@ -1,0 +1,76 @@
+"""Robustness: clients that hang up mid-stream are aborted, and a burst far past
+capacity queues or is refused cleanly, never a 5xx, and the server serves on.
+
+Shapes and bounds come from the target's ``checks.robustness`` (defaults where it
+is absent: 16 streams of 512 tokens hung up after 3 events, drained within 15 s;
+256 requests at once, twice the 128 sequences vLLM CPU runs at once, all ended
+within 180 s). The server's own gauges are the evidence: running and waiting
+requests, KV cache use, requests by finished reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from pytest_llmserve.checklist import robustness as rb
+from pytest_llmserve.checklist.results import Figure, TargetResults
+from pytest_llmserve.launch import auth
+from pytest_llmserve.launch.server import Server
+from pytest_llmserve.profile.production import Robustness, robustness_checks
+
+Judge = Callable[..., None]
+
+
+@pytest.fixture
+def spec(llm_server: Server) -> Robustness:
+    target = llm_server.target
+    if target.framework not in rb.SIGNALS:
+        pytest.skip(f"no robustness signals known for framework {target.framework}")
+    return robustness_checks(target.checks, f"target {target.name}")
+
+
+def test_disconnected_streams_are_aborted(
+    llm_server: Server, spec: Robustness, llm_results: TargetResults, llm_judge: Judge
+) -> None:
+    res = rb.disconnect_storm(
+        llm_server.base_url, llm_server.served_name, llm_server.target.framework,
+        auth.auth_headers(llm_server.target), spec.disconnect_streams,
+        spec.disconnect_max_tokens, spec.disconnect_after_chunks, spec.drain_max_s,
+    )  # fmt: skip
+    finished = res.finished_delta()
+    llm_results.add(
+        Figure("disconnect_drain_s", res.drain_s, "s", res.streams, better="lower",
+               definition=f"{res.streams} streams hung up after {spec.disconnect_after_chunks} "
+               "events -> running and waiting requests both 0",
+               note=None if res.drain_s is not None else f"not within {spec.drain_max_s:g} s"),
+        Figure("disconnect_running_before_hangup", res.during.running, "requests",
+               definition="vllm running requests just before the hang-ups"),
+        Figure("disconnect_finished_abort", finished.get("abort", 0.0), "requests",
+               definition="request_success_total{finished_reason=abort} moved by"),
+        Figure("disconnect_finished_length", finished.get("length", 0.0), "requests",
+               definition="request_success_total{finished_reason=length} moved by"),
+    )  # fmt: skip
+    llm_judge(*rb.disconnect_verdicts(res, spec.kv_tolerance))
+
+
+def test_burst_far_above_capacity_queues_or_refuses_cleanly(
+    llm_server: Server, spec: Robustness, llm_results: TargetResults, llm_judge: Judge
+) -> None:
+    res = rb.burst(
+        llm_server.base_url, llm_server.served_name, llm_server.target.framework,
+        auth.auth_headers(llm_server.target), spec.burst_requests, spec.burst_max_tokens,
+        spec.burst_max_s,
+    )  # fmt: skip
+    at = f"{res.requests} requests of {spec.burst_max_tokens} tokens sent at once"
+    llm_results.add(
+        Figure("burst_completed", res.completed, "requests", res.requests, definition=at),
+        Figure("burst_refused", res.refused, "requests", res.requests,
+               definition=f"{at}: answered 429/503"),
+        Figure("burst_wall_s", res.wall_s, "s", res.requests, better="lower",
+               definition=f"{at}: first sent -> last answered"),
+        Figure("burst_max_waiting", res.max_waiting, "requests",
+               definition=f"{at}: peak waiting requests (server gauge, polled every 0.2 s)"),
+    )  # fmt: skip
+    llm_judge(*rb.burst_verdicts(res))

@@ -1,0 +1,110 @@
+"""The nightly gate against a real vLLM CPU server (issue 5, "done when").
+
+Four real sessions of the performance suite's throughput check, each starting its
+own server from a profile this test writes: run 1 records, run 2 compares with
+it and passes, run 3 serves the same model with batching capped
+(``--max-num-seqs 1``: one sequence at a time at concurrency 8) and must be
+flagged as a regression that fails the session although every test passed, and
+the same slowed run with a looser rule passes. About 4-5 minutes on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_llmserve.models.cache import cache_root
+
+# Read before pytester points HOME at a temporary folder: the sessions must find
+# the embedded model already built in the user's cache, not build it again.
+CACHE = cache_root()
+SUITE = Path(__file__).resolve().parents[2] / "suites" / "test_performance.py"
+TARGET = "gate-bf16"
+PROFILE = """
+name = "history-gate"
+
+[[targets]]
+name = "{name}"
+framework = "vllm"
+model = "embedded:smollm2"
+precision = "bf16"
+max_model_len = 2048
+startup_timeout_s = 300
+args = {args}
+env = {{ VLLM_CPU_KVCACHE_SPACE = "1" }}
+
+[targets.checks.workload]
+input_tokens = 32
+output_tokens = 32
+
+[targets.checks.throughput]
+min_output_tok_s = 1
+concurrency = 8
+requests = 64
+warmup = 2
+"""
+
+
+def _session(
+    pytester: pytest.Pytester, tmp_path: Path, args: list[str], rule: str, tag: str
+) -> pytest.RunResult:
+    profile = tmp_path / f"{tag}.toml"
+    profile.write_text(PROFILE.format(name=TARGET, args=json.dumps(args)))
+    result = pytester.runpytest_subprocess(
+        str(SUITE), "-k", "test_output_throughput_floor", "-p", "no:randomly",
+        "-p", "no:cacheprovider", f"--llmserve-profile={profile}", f"--llmserve-cache-dir={CACHE}",
+        f"--llmserve-history={tmp_path / 'history'}", f"--llmserve-log-dir={tmp_path / 'logs'}",
+        f"--llmserve-report={tmp_path / f'{tag}.html'}", f"--llmserve-fail-on={rule}",
+        "--llmserve-compare=last", timeout=420,
+    )  # fmt: skip
+    out = result.stdout.str()
+    section = out[out.find("llmserve regressions") - 30 :] if "llmserve regressions" in out else out
+    print(f"\n----- {tag} (exit {result.ret}) -----\n{section}")
+    return result
+
+
+def _rows(tmp_path: Path) -> list[dict[str, object]]:
+    runs = sorted((tmp_path / "history" / "runs" / TARGET).glob("*.json"))
+    return [json.loads(p.read_text()) for p in runs]
+
+
+def test_a_slowed_target_fails_the_nightly_gate(
+    bf16_checkpoint: Path, pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    normal = ["--enforce-eager"]
+    slowed = ["--enforce-eager", "--max-num-seqs", "1"]
+    rule = "output_tok_s:-10%"
+
+    first = _session(pytester, tmp_path, normal, rule, "run1")
+    first.assert_outcomes(passed=1)
+    assert first.ret == 0
+    first.stdout.fnmatch_lines([f"{TARGET}: no earlier run in history*"])
+    (rec1,) = _rows(tmp_path)
+    tok = rec1["figures"]["output_tok_s"]  # type: ignore[index]
+    assert tok["interval"] is not None, "run 1 measured no interval: the gate cannot judge"
+    assert rec1["target_info"]["model_hash_method"] == "embedded build key"  # type: ignore[index]
+
+    second = _session(pytester, tmp_path, normal, rule, "run2")
+    second.assert_outcomes(passed=1)
+    assert second.ret == 0, "an unchanged target must not be flagged"
+    second.stdout.fnmatch_lines([f"{TARGET}*output_tok_s*"])
+    assert "REGRESSION" not in second.stdout.str()
+
+    third = _session(pytester, tmp_path, slowed, rule, "run3-slowed")
+    third.assert_outcomes(passed=1)  # the floor (1 tok/s) still passes
+    assert third.ret == 1, "the regression gate did not fail the session"
+    third.stdout.fnmatch_lines([f"{TARGET}*output_tok_s*REGRESSION*",
+                                "*regression(s) beyond noise: the session fails*"])  # fmt: skip
+
+    looser = _session(pytester, tmp_path, slowed, "output_tok_s:-97%", "run4-slowed-looser")
+    looser.assert_outcomes(passed=1)
+    assert looser.ret == 0, "a looser rule must let the same slowdown pass"
+    assert "REGRESSION" not in looser.stdout.str()
+    records = _rows(tmp_path)
+    assert len(records) == 4
+    assert records[2]["gate"]["regressed"] == ["output_tok_s"]  # type: ignore[index]
+    # run 4 compared with run 2, not with the regressed run 3
+    assert records[3]["gate"]["compared_with"] == [records[1]["run_id"]]  # type: ignore[index]
+    assert (tmp_path / "run4-slowed-looser.html").read_text().count("<svg") >= 1

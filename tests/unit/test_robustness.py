@@ -1,0 +1,85 @@
+"""Robustness checks against a stub that behaves, and against stubs that misbehave:
+a server that never aborts hung-up streams, one that answers 500 under a burst."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llmserve.checklist import robustness as rb
+from tests.unit.misbehaving_server import Faults, serving
+
+
+def outcomes(verdicts: list[rb.Verdict]) -> dict[str, str]:
+    return {v.metric: v.outcome for v in verdicts}
+
+
+def storm(url: str, **kw: object) -> rb.DisconnectResult:
+    args: dict[str, object] = {"streams": 8, "max_tokens": 500, "after_chunks": 3,
+                               "drain_max_s": 2.0, "first_chunk_timeout_s": 10.0}  # fmt: skip
+    args.update(kw)
+    return rb.disconnect_storm(url, "m", "vllm", {}, **args)  # type: ignore[arg-type]
+
+
+def test_aborting_server_drains_and_counts_aborts() -> None:
+    with serving() as url:
+        res = storm(url)
+    assert res.during.running == 8  # the streams were in flight when they hung up
+    assert res.chunks_seen == [3] * 8
+    assert res.drain_s is not None
+    assert res.drain_s < 2.0
+    assert res.finished_delta() == {"abort": 8.0, "length": 0.0}
+    assert set(outcomes(rb.disconnect_verdicts(res, 0.02)).values()) == {"pass"}
+
+
+def test_server_that_never_aborts_fails_the_drain_check() -> None:
+    with serving(Faults(leak=True)) as url:
+        res = storm(url, drain_max_s=1.0)
+    assert res.drain_s is None
+    verdicts = rb.disconnect_verdicts(res, 0.02)
+    got = outcomes(verdicts)
+    assert got["drain_s"] == "fail"
+    assert got["kv_usage_leak"] == "fail"  # the stub holds 1% of KV per stuck request
+    assert "did not abort them" in next(v.reason for v in verdicts if v.metric == "drain_s")
+
+
+def test_hung_up_streams_that_finished_as_length_fail() -> None:
+    res = rb.DisconnectResult(
+        streams=4, chunks_seen=[3] * 4,
+        before=rb.Gauges(0, 0, 0.0, {"length": 10}), during=rb.Gauges(4, 0, 0.1),
+        after=rb.Gauges(0, 0, 0.0, {"length": 14}), drain_s=3.0, drain_max_s=15.0,
+    )  # fmt: skip
+    assert outcomes(rb.disconnect_verdicts(res, 0.02))["finished_length"] == "fail"
+
+
+def test_burst_on_a_queueing_server_passes_with_counts() -> None:
+    with serving(Faults(token_s=0.01)) as url:
+        res = rb.burst(url, "m", "vllm", {}, requests=64, max_tokens=4, burst_max_s=30)
+    assert res.completed == 64
+    assert res.refused == 0
+    assert res.bad == 0
+    assert set(outcomes(rb.burst_verdicts(res)).values()) == {"pass"}
+
+
+def test_burst_answered_with_500_fails() -> None:
+    with serving(Faults(fail_over=4, token_s=0.02)) as url:
+        res = rb.burst(url, "m", "vllm", {}, requests=32, max_tokens=4, burst_max_s=30)
+    assert res.statuses.get(500, 0) > 0
+    verdicts = rb.burst_verdicts(res)
+    assert outcomes(verdicts)["burst_bad"] == "fail"
+    assert "server error(s) (5xx)" in verdicts[0].reason
+
+
+def test_refusals_429_503_count_as_clean() -> None:
+    res = rb.BurstResult(10, {200: 6, 429: 3, 503: 1}, [], 2.0, 4, 6, 60.0)
+    assert (res.completed, res.refused, res.bad) == (6, 4, 0)
+    assert outcomes(rb.burst_verdicts(res))["burst_bad"] == "pass"
+
+
+def test_burst_past_its_bound_fails() -> None:
+    res = rb.BurstResult(10, {200: 10}, [], 90.0, 4, 6, 60.0)
+    assert outcomes(rb.burst_verdicts(res))["burst_wall_s"] == "fail"
+
+
+def test_unknown_framework_names_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="known: vllm"):
+        rb.read_gauges("http://127.0.0.1:9", "tgi")
