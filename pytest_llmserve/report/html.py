@@ -10,6 +10,7 @@ the file can be attached to a CI run and opened offline.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from html import escape
 from pathlib import Path
@@ -356,6 +357,10 @@ def _trends(
     )
 
 
+_WORST_FIRST = ("fail", "error", "inconclusive", "xfail", "pass", "skipped")
+_SEVERITY = {outcome: i for i, outcome in enumerate(_WORST_FIRST)}
+
+
 def _checks(current: Sequence[RunRecord]) -> str:
     checks = list(dict.fromkeys(c.check for r in current for c in r.checks))
     if not checks:
@@ -366,11 +371,17 @@ def _checks(current: Sequence[RunRecord]) -> str:
         cells = []
         for r in current:
             hit = [c for c in r.checks if c.check == check]
+            if not hit:
+                cells.append("<td>&ndash;</td>")
+                continue
+            # A parametrized check (one test per bad input...) shows its worst case.
+            worst = min(hit, key=lambda c: _SEVERITY.get(c.outcome, len(_SEVERITY)))
+            counts = Counter(c.outcome for c in hit)
+            tally = ", ".join(f"{n} {o}" for o, n in counts.most_common()) if len(hit) > 1 else ""
+            why = "; ".join(x for x in (tally, worst.reason[:140]) if x)
             cells.append(
-                f"<td title='{escape(hit[-1].reason)}'>{_pill(hit[-1].outcome)}"
-                f"<small class=why>{escape(hit[-1].reason[:140])}</small></td>"
-                if hit
-                else "<td>&ndash;</td>"
+                f"<td title='{escape(worst.reason)}'>{_pill(worst.outcome)}"
+                f"<small class=why>{escape(why)}</small></td>"
             )
         rows.append(f"<tr><td><code>{escape(check)}</code></td>{''.join(cells)}</tr>")
     return (

@@ -91,3 +91,21 @@ def test_report_is_self_contained_and_shows_what_matters() -> None:
     assert "file:///tmp/t3.log" in html
     assert "exited with 1" in html
     assert "Which target, for what" in html
+
+
+def test_a_parametrized_check_shows_its_worst_case_not_its_last() -> None:
+    now = record("20260105T000000Z-n", 70.0, 2.0, created=5.0)
+    cases = (
+        CheckOutcome("test_bad_input", "pass"),
+        CheckOutcome("test_bad_input", "fail", "top_p 1.5: server error 500"),
+        CheckOutcome("test_bad_input", "xfail", "known gap"),
+        CheckOutcome("test_bad_input", "pass"),
+    )
+    object.__setattr__(now, "checks", cases)
+    html = render([now], [])
+    row = html[html.index("<code>test_bad_input</code>"):]
+    row = row[: row.index("</tr>")]
+    assert ">fail<" in row
+    assert ">pass<" not in row
+    assert "2 pass, 1 fail, 1 xfail" in row
+    assert "server error 500" in row
