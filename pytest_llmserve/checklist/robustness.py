@@ -17,16 +17,15 @@ from typing import Any
 import httpx
 
 from pytest_llmserve.checklist.gate import Verdict
+from pytest_llmserve.frameworks import registry
 from pytest_llmserve.measure import prometheus
 
-# Gauge and counter spellings per framework (newest first); see FRAMEWORKS.md.
-SIGNALS: dict[str, dict[str, tuple[str, ...]]] = {
-    "vllm": {
-        "running": ("vllm:num_requests_running",),
-        "waiting": ("vllm:num_requests_waiting",),
-        "kv_usage": ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
-        "finished": ("vllm:request_success_total",),
-    },
+# The contract signals (frameworks/contract.py) the robustness checks read.
+WATCHED = {
+    "running": "running",
+    "waiting": "waiting",
+    "kv_usage": "kv_cache_usage",
+    "finished": "requests_succeeded",
 }
 # Statuses a server may answer a request it will not take now (overload, queue full).
 REFUSALS = (429, 503)
@@ -47,12 +46,37 @@ class Gauges:
         return self.running == 0 and self.waiting == 0
 
 
+def signal_names(framework: str) -> dict[str, tuple[str, ...]]:
+    """Every spelling of each watched signal, from the framework's own metric contract.
+
+    ``ValueError`` names the frameworks that declare all of them.
+    """
+    names = _watched(framework)
+    if names is None:
+        known = [n for n in registry.names() if _watched(n) is not None]
+        raise ValueError(
+            f"no robustness signals for {framework!r} (known: {', '.join(known)})"
+        )
+    return names
+
+
+def _watched(framework: str) -> dict[str, tuple[str, ...]] | None:
+    try:
+        contract = registry.get(framework).metric_contract()
+    except KeyError:
+        return None
+    if contract is None:
+        return None
+    families = {ours: contract.family(signal) for ours, signal in WATCHED.items()}
+    if any(f is None for f in families.values()):
+        return None
+    return {ours: f.names for ours, f in families.items() if f is not None}
+
+
 def read_gauges(
     base_url: str, framework: str, headers: dict[str, str] | None = None, path: str = "/metrics"
 ) -> Gauges:
-    names = SIGNALS.get(framework)
-    if names is None:
-        raise ValueError(f"no robustness signals for {framework!r} (known: {', '.join(SIGNALS)})")
+    names = signal_names(framework)
     r = httpx.get(base_url + path, headers=headers, timeout=30.0, trust_env=False)
     r.raise_for_status()
     scrape = prometheus.parse(r.text)
