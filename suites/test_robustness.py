@@ -53,6 +53,9 @@ def test_disconnected_streams_are_aborted(
                definition="request_success_total{finished_reason=abort} moved by"),
         Figure("disconnect_finished_length", finished.get("length", 0.0), "requests",
                definition="request_success_total{finished_reason=length} moved by"),
+        Figure("disconnect_generated_tokens", res.generated, "tokens", better="lower",
+               definition=f"generation_tokens_total moved by, for {res.streams} streams of "
+               f"{spec.disconnect_max_tokens} tokens hung up after {res.held_s:.1f} s"),
     )  # fmt: skip
     llm_judge(*rb.disconnect_verdicts(res, spec.kv_tolerance))
 
@@ -72,7 +75,8 @@ def test_burst_far_above_capacity_queues_or_refuses_cleanly(
                definition=f"{at}: answered 429/503"),
         Figure("burst_wall_s", res.wall_s, "s", res.requests, better="lower",
                definition=f"{at}: first sent -> last answered"),
-        Figure("burst_max_waiting", res.max_waiting, "requests",
-               definition=f"{at}: peak waiting requests (server gauge, polled every 0.2 s)"),
+        Figure("burst_max_waiting", res.max_waiting if res.polls > 1 else None, "requests",
+               definition=f"{at}: peak waiting requests (server gauge, polled every 0.2 s)",
+               note=None if res.polls > 1 else f"{res.polls} /metrics read(s) answered"),
     )  # fmt: skip
     llm_judge(*rb.burst_verdicts(res))

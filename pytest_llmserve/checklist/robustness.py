@@ -26,10 +26,13 @@ WATCHED = {
     "waiting": "waiting",
     "kv_usage": "kv_cache_usage",
     "finished": "requests_succeeded",
+    "generated": "generation_tokens",
 }
 # Statuses a server may answer a request it will not take now (overload, queue full).
 REFUSALS = (429, 503)
 POLL_S = 0.2
+# How long a probe waits for the server to be idle, its counters still, before it starts.
+SETTLE_MAX_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,17 @@ class Gauges:
     waiting: float | None
     kv_usage: float | None
     finished: dict[str, float] = field(default_factory=dict)  # by finished_reason
+    generated: float | None = None  # generation tokens counter
 
     @property
     def idle(self) -> bool:
         return self.running == 0 and self.waiting == 0
+
+    def still_since(self, earlier: Gauges) -> bool:
+        """Idle now, and no request finished and no token was generated since ``earlier``."""
+        return (
+            self.idle and self.finished == earlier.finished and self.generated == earlier.generated
+        )
 
 
 def signal_names(framework: str) -> dict[str, tuple[str, ...]]:
@@ -91,7 +101,30 @@ def read_gauges(
         if name == counter:
             reason = dict(labels).get("finished_reason", "")
             finished[reason] = finished.get(reason, 0.0) + v
-    return Gauges(value("running"), value("waiting"), value("kv_usage"), finished)
+    return Gauges(
+        value("running"), value("waiting"), value("kv_usage"), finished, value("generated")
+    )
+
+
+def settle(
+    base_url: str, framework: str, headers: dict[str, str] | None, max_s: float = SETTLE_MAX_S
+) -> tuple[Gauges, bool]:
+    """The gauges once the server is idle and its counters have stopped moving.
+
+    A probe reads counter deltas, so requests of anyone else (or the tail of an
+    earlier test's counters) inside its window would be counted as its own. The
+    flag is False when the server did not settle within ``max_s``.
+    """
+    deadline = time.monotonic() + max_s
+    last = read_gauges(base_url, framework, headers)
+    while True:
+        time.sleep(POLL_S)
+        now = read_gauges(base_url, framework, headers)
+        if now.still_since(last):
+            return now, True
+        if time.monotonic() > deadline:
+            return now, False
+        last = now
 
 
 @dataclass
@@ -105,6 +138,9 @@ class DisconnectResult:
     after: Gauges  # at the end of the drain wait
     drain_s: float | None  # hang-up → running and waiting both 0; None: not within the bound
     drain_max_s: float
+    max_tokens: int = 0  # each stream asked for this many tokens, ignoring EOS
+    held_s: float = 0.0  # first stream sent → hang-up
+    settled: bool = True  # the server was idle, its counters still, before the streams
     good_request: str | None = None  # None: a request after it succeeded; else what went wrong
 
     def finished_delta(self) -> dict[str, float]:
@@ -113,6 +149,13 @@ class DisconnectResult:
             k: self.after.finished.get(k, 0.0) - self.before.finished.get(k, 0.0)
             for k in sorted(keys)
         }
+
+    @property
+    def generated(self) -> float | None:
+        """Tokens the server generated for the streams, from its own counter."""
+        if self.before.generated is None or self.after.generated is None:
+            return None
+        return self.after.generated - self.before.generated
 
 
 def disconnect_storm(
@@ -125,13 +168,15 @@ def disconnect_storm(
     after_chunks: int = 3,
     drain_max_s: float = 15.0,
     first_chunk_timeout_s: float = 120.0,
+    settle_max_s: float = SETTLE_MAX_S,
 ) -> DisconnectResult:
     """Open ``streams`` long streams, hang up after ``after_chunks`` events, watch the drain."""
-    before = read_gauges(base_url, framework, headers)
+    before, settled = settle(base_url, framework, headers, settle_max_s)
     body = {
         "model": model, "prompt": "Tell a very long story about a lighthouse keeper.",
         "max_tokens": max_tokens, "temperature": 0, "stream": True, "ignore_eos": True,
     }  # fmt: skip
+    sent = time.monotonic()
     chunks, during = asyncio.run(
         _open_and_hang_up(base_url, headers, body, streams, after_chunks, first_chunk_timeout_s,
                           lambda: read_gauges(base_url, framework, headers))
@@ -147,10 +192,13 @@ def disconnect_storm(
             break
         time.sleep(POLL_S)
         after = read_gauges(base_url, framework, headers)
-    # Counters move when the engine finishes the abort; give them a moment once idle.
-    time.sleep(0.5)
-    after = read_gauges(base_url, framework, headers)
-    result = DisconnectResult(streams, chunks, before, during, after, drain_s, drain_max_s)
+    if drain_s is not None:
+        # Counters move when the engine finishes the abort: read them once they are still.
+        after, _ = settle(base_url, framework, headers, max_s=5.0)
+    result = DisconnectResult(
+        streams, chunks, before, during, after, drain_s, drain_max_s, max_tokens,
+        held_s=hung_up - sent, settled=settled,
+    )  # fmt: skip
     result.good_request = good_request(base_url, model, headers)
     return result
 
@@ -231,6 +279,13 @@ def good_request(base_url: str, model: str, headers: dict[str, str]) -> str | No
 
 def disconnect_verdicts(res: DisconnectResult, kv_tolerance: float) -> list[Verdict]:
     n = res.streams
+    if not res.settled:
+        # Counter deltas would mix someone else's requests with ours: no verdict on them.
+        b = res.before
+        return [_v("inconclusive", f"the server was not idle before the hang-ups (running="
+                   f"{b.running}, waiting={b.waiting}, or its counters still moving): "
+                   "another client is using it",
+                   "settled", 0.0, None)]  # fmt: skip
     out = []
     if res.drain_s is not None:
         out.append(_v("pass", f"{n} hung-up streams drained: running and waiting 0 after "
@@ -248,12 +303,20 @@ def disconnect_verdicts(res: DisconnectResult, kv_tolerance: float) -> list[Verd
                       f"KV cache use {kv0:.3f} idle before, {kv1:.3f} after the hang-ups "
                       f"(tolerance +{kv_tolerance:g})",
                       "kv_usage_leak", kv_tolerance, leaked))  # fmt: skip
+    # Run to the end, each stream would generate max_tokens (ignore_eos) and finish "length".
+    full = n * res.max_tokens
+    gen = res.generated
+    if gen is not None and full:
+        out.append(_v("fail" if gen >= full / 2 else "pass",
+                      f"the server generated {gen:g} tokens for {n} streams hung up after "
+                      f"{res.held_s:.1f} s (run to the end: {full}; bound < {full / 2:g})",
+                      "generated_after_hangup", full / 2, gen))  # fmt: skip
     finished = res.finished_delta()
     length = finished.get("length", 0.0)
-    # Each stream asked for max_tokens with ignore_eos: run to the end, it finishes "length".
     out.append(_v("fail" if length > 0 else "pass",
                   f"request_success by finished_reason after the hang-ups: "
-                  f"{_fmt(finished) or 'unchanged'} (hung-up streams must not finish as length)",
+                  f"{_fmt(finished) or 'unchanged'} (hung-up streams must not finish as length; "
+                  f"running {_g(res.during.running)} of {n} at the hang-up)",
                   "finished_length", 0.0, length))  # fmt: skip
     out.append(_v("pass" if res.good_request is None else "fail",
                   "a request after the hang-ups succeeded" if res.good_request is None
@@ -273,6 +336,7 @@ class BurstResult:
     max_running: float
     max_waiting: float
     burst_max_s: float
+    polls: int = 0  # /metrics reads that answered while the burst ran
     good_request: str | None = None
 
     @property
@@ -298,10 +362,12 @@ def burst(
     burst_max_s: float = 180.0,
 ) -> BurstResult:
     """Send ``requests`` short completions at once; gauges are polled while they run."""
-    statuses, errors, wall_s, peaks = asyncio.run(
+    statuses, errors, wall_s, peaks, polls = asyncio.run(
         _burst(base_url, model, framework, headers, requests, max_tokens, burst_max_s)
     )
-    result = BurstResult(requests, statuses, errors, wall_s, peaks[0], peaks[1], burst_max_s)
+    result = BurstResult(
+        requests, statuses, errors, wall_s, peaks[0], peaks[1], burst_max_s, polls
+    )
     result.good_request = good_request(base_url, model, headers)
     return result
 
@@ -314,12 +380,13 @@ async def _burst(
     n: int,
     max_tokens: int,
     bound_s: float,
-) -> tuple[dict[int, int], list[str], float, tuple[float, float]]:
+) -> tuple[dict[int, int], list[str], float, tuple[float, float], int]:
     body = {"model": model, "prompt": "Count to ten:", "max_tokens": max_tokens,
             "temperature": 0, "ignore_eos": True}  # fmt: skip
     statuses: dict[int, int] = {}
     errors: list[str] = []
     peaks = [0.0, 0.0]
+    polls = 0
     limits = httpx.Limits(max_connections=n, max_keepalive_connections=n)
     # Past the bound a request counts as hung (status 0): the bound is the check.
     timeout = httpx.Timeout(bound_s, connect=bound_s)
@@ -335,11 +402,13 @@ async def _burst(
             errors.append(f"{status or 'no response'}: {text[:200]}")
 
     async def watch() -> None:
+        nonlocal polls
         while True:
             try:
                 g = await asyncio.to_thread(read_gauges, base_url, framework, headers)
                 peaks[0] = max(peaks[0], g.running or 0.0)
                 peaks[1] = max(peaks[1], g.waiting or 0.0)
+                polls += 1
             except (httpx.HTTPError, ValueError):
                 pass  # a metrics hiccup under load is not the burst's verdict
             await asyncio.sleep(POLL_S)
@@ -352,13 +421,14 @@ async def _burst(
         await asyncio.gather(*(one(c) for _ in range(n)))
         wall = time.monotonic() - start
         watcher.cancel()
-    return statuses, errors, wall, (peaks[0], peaks[1])
+    return statuses, errors, wall, (peaks[0], peaks[1]), polls
 
 
 def burst_verdicts(res: BurstResult) -> list[Verdict]:
     summary = (f"{res.requests} requests at once: {res.completed} completed, {res.refused} "
                f"refused ({'/'.join(map(str, REFUSALS))}), {res.bad} other, in {res.wall_s:.1f} s; "
-               f"peak running {res.max_running:g}, waiting {res.max_waiting:g}")  # fmt: skip
+               f"peak running {res.max_running:g}, waiting {res.max_waiting:g} "
+               f"({res.polls} /metrics reads)")  # fmt: skip
     out = []
     fives = sum(c for s, c in res.statuses.items() if s >= 500 and s not in REFUSALS)
     if fives or res.bad:
@@ -380,6 +450,10 @@ def burst_verdicts(res: BurstResult) -> list[Verdict]:
 
 def _v(outcome: str, reason: str, metric: str, bound: float, point: float | None) -> Verdict:
     return Verdict(outcome, reason, metric, bound, point, None)  # type: ignore[arg-type]
+
+
+def _g(value: float | None) -> str:
+    return "unknown" if value is None else f"{value:g}"
 
 
 def _fmt(values: dict[str, float]) -> str:

@@ -34,6 +34,7 @@ class _State:
         self.running = 0
         self.in_flight = 0
         self.finished: dict[str, int] = {"length": 0, "abort": 0}
+        self.generated = 0
 
     def metrics(self) -> str:
         with self.lock:
@@ -48,6 +49,8 @@ class _State:
                 "# TYPE vllm:request_success counter",
                 *(f'vllm:request_success_total{{finished_reason="{r}",model_name="m"}} {n}'
                   for r, n in self.finished.items()),
+                "# TYPE vllm:generation_tokens counter",
+                f'vllm:generation_tokens_total{{model_name="m"}} {self.generated}',
             ]  # fmt: skip
         return "\n".join(lines) + "\n"
 
@@ -117,6 +120,8 @@ def _handler(state: _State, faults: Faults) -> type[BaseHTTPRequestHandler]:
             try:
                 for _ in range(max_tokens):
                     event = {"choices": [{"index": 0, "text": "x", "finish_reason": None}]}
+                    with state.lock:
+                        state.generated += 1
                     self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                     self.wfile.flush()
                     time.sleep(faults.token_s)

@@ -28,7 +28,12 @@ def test_aborting_server_drains_and_counts_aborts() -> None:
     assert res.drain_s is not None
     assert res.drain_s < 2.0
     assert res.finished_delta() == {"abort": 8.0, "length": 0.0}
-    assert set(outcomes(rb.disconnect_verdicts(res, 0.02)).values()) == {"pass"}
+    assert res.settled
+    assert res.generated is not None
+    assert 24 <= res.generated < 8 * 500 / 2  # 3 read by each client, a few more in flight
+    got = outcomes(rb.disconnect_verdicts(res, 0.02))
+    assert got["generated_after_hangup"] == "pass"
+    assert set(got.values()) == {"pass"}
 
 
 def test_server_that_never_aborts_fails_the_drain_check() -> None:
@@ -51,12 +56,40 @@ def test_hung_up_streams_that_finished_as_length_fail() -> None:
     assert outcomes(rb.disconnect_verdicts(res, 0.02))["finished_length"] == "fail"
 
 
+def _gauges(length: float, generated: float) -> rb.Gauges:
+    return rb.Gauges(0, 0, 0.0, {"length": length}, generated)
+
+
+def test_server_that_kept_generating_for_gone_clients_fails() -> None:
+    res = rb.DisconnectResult(
+        streams=8, chunks_seen=[3] * 8, before=_gauges(0, 100), during=rb.Gauges(8, 0, 0.1),
+        after=_gauges(0, 100 + 8 * 400), drain_s=3.0, drain_max_s=15.0, max_tokens=500,
+    )  # fmt: skip
+    verdicts = rb.disconnect_verdicts(res, 0.02)
+    assert outcomes(verdicts)["generated_after_hangup"] == "fail"
+    assert "generated 3200 tokens for 8 streams" in verdicts[2].reason
+
+
+def test_a_busy_server_makes_the_disconnect_check_inconclusive() -> None:
+    with serving(Faults(leak=True)) as url:
+        storm(url, drain_max_s=0.5)  # leaves 8 requests "running" for ever
+        before, settled = rb.settle(url, "vllm", {}, max_s=0.5)
+        res = storm(url, drain_max_s=0.5, settle_max_s=0.5)
+    assert before.running == 8
+    assert not settled
+    assert not res.settled
+    verdicts = rb.disconnect_verdicts(res, 0.02)
+    assert [v.outcome for v in verdicts] == ["inconclusive"]
+    assert "not idle before the hang-ups (running=8" in verdicts[0].reason
+
+
 def test_burst_on_a_queueing_server_passes_with_counts() -> None:
     with serving(Faults(token_s=0.01)) as url:
         res = rb.burst(url, "m", "vllm", {}, requests=64, max_tokens=4, burst_max_s=30)
     assert res.completed == 64
     assert res.refused == 0
     assert res.bad == 0
+    assert res.polls >= 1
     assert set(outcomes(rb.burst_verdicts(res)).values()) == {"pass"}
 
 
