@@ -68,7 +68,8 @@ def around_run(llm_server: Server, llm_perf: PerfHarness, contract: MetricContra
                 llm_server.base_url, contract.path, auth=auth_headers(llm_server.target)
             )
 
-        before = scrape()
+        # Settled first: an earlier test's counters landing late would count as ours.
+        before = mc.settled(scrape, contract, spec.idle_timeout_s)
         if before.scrape is None:
             pytest.fail(f"cannot scrape before the run: {before.problem}", pytrace=False)
         run = run_sync(llm_server.base_url, llm_server.served_name, prompts,

@@ -318,10 +318,7 @@ def disconnect_verdicts(res: DisconnectResult, kv_tolerance: float) -> list[Verd
                   f"{_fmt(finished) or 'unchanged'} (hung-up streams must not finish as length; "
                   f"running {_g(res.during.running)} of {n} at the hang-up)",
                   "finished_length", 0.0, length))  # fmt: skip
-    out.append(_v("pass" if res.good_request is None else "fail",
-                  "a request after the hang-ups succeeded" if res.good_request is None
-                  else f"a request after the hang-ups failed: {res.good_request}",
-                  "good_request_after", 0.0, None))  # fmt: skip
+    out.append(_served_after("the hang-ups", res.good_request))
     return out
 
 
@@ -441,11 +438,14 @@ def burst_verdicts(res: BurstResult) -> list[Verdict]:
     out.append(_v("pass" if res.wall_s <= res.burst_max_s else "fail",
                   f"the burst ended in {res.wall_s:.1f} s (bound {res.burst_max_s:g} s)",
                   "burst_wall_s", res.burst_max_s, res.wall_s))  # fmt: skip
-    out.append(_v("pass" if res.good_request is None else "fail",
-                  "a request after the burst succeeded" if res.good_request is None
-                  else f"a request after the burst failed: {res.good_request}",
-                  "good_request_after", 0.0, None))  # fmt: skip
+    out.append(_served_after("the burst", res.good_request))
     return out
+
+
+def _served_after(event: str, problem: str | None) -> Verdict:
+    if problem is None:
+        return _v("pass", f"a request after {event} succeeded", "good_request_after", 0.0, None)
+    return _v("fail", f"a request after {event} failed: {problem}", "good_request_after", 0.0, None)
 
 
 def _v(outcome: str, reason: str, metric: str, bound: float, point: float | None) -> Verdict:
