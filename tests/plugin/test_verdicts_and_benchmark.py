@@ -81,7 +81,12 @@ def test_recorded(llm_target, llm_record, benchmark):
 """
 
 
-def test_load_run_is_a_pytest_benchmark_entry(pytester: pytest.Pytester) -> None:
+def test_load_run_is_a_pytest_benchmark_entry(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under xdist the inner session would inherit the worker's name, and
+    # pytest-benchmark disables itself in a worker: this session is not one.
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     pytester.makepyfile(RECORD_TEST)
     out = pytester.path / "bench.json"
     result = pytester.runpytest(
