@@ -13,12 +13,12 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.stubs.serving import StubHandler, serving
 
 
 @dataclass(frozen=True)
@@ -35,39 +35,28 @@ def token_logprob(prev: int, tok: int, b: Behaviour) -> float:
     return base - b.shift + noise
 
 
-def _handler(b: Behaviour) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+def _handler(b: Behaviour) -> type[StubHandler]:
+    class Handler(StubHandler):
         def do_GET(self) -> None:
             if self.path == "/health":
-                self._send(200, {})
+                self.reply(200, {})
             elif self.path == "/v1/models":
-                self._send(200, {"data": [{"id": b.model}]})
+                self.reply(200, {"data": [{"id": b.model}]})
             else:
-                self._send(404, {"error": {"message": "not found"}})
+                self.reply(404, {"error": {"message": "not found"}})
 
         def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body = json.loads(self.read_body())
             if self.path == "/tokenize":
-                self._send(200, {"tokens": list(body["prompt"].encode())})
+                self.reply(200, {"tokens": list(body["prompt"].encode())})
             elif self.path == "/v1/completions":
                 prompts = body["prompt"]
                 if not prompts or isinstance(prompts[0], int) or isinstance(prompts, str):
                     prompts = [prompts]
                 choices = [self._choice(i, p, body) for i, p in enumerate(prompts)]
-                self._send(200, {"choices": choices, "usage": {"completion_tokens": 1}})
+                self.reply(200, {"choices": choices, "usage": {"completion_tokens": 1}})
             else:
-                self._send(404, {"error": {"message": "not found"}})
+                self.reply(404, {"error": {"message": "not found"}})
 
         def _choice(self, i: int, prompt: Any, body: dict[str, Any]) -> dict[str, Any]:
             ids = list(prompt.encode()) if isinstance(prompt, str) else list(prompt)
@@ -84,11 +73,5 @@ def _handler(b: Behaviour) -> type[BaseHTTPRequestHandler]:
 @contextmanager
 def serve(behaviour: Behaviour) -> Iterator[str]:
     """Run the stub on a free port; yields its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(behaviour))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_handler(behaviour)) as url:
+        yield url

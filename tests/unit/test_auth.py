@@ -15,7 +15,7 @@ from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.launch import auth
 from pytest_llmserve.profile.load import parse_profile
 from pytest_llmserve.profile.model import Target
-from tests.unit.misbehaving_server import Faults, serving
+from tests.stubs.misbehaving import MODEL, Faults, serve
 
 KEY = "sk-test-0123456789abcdef"
 
@@ -81,8 +81,8 @@ def test_redaction_masks_secret_flags_known_keys_and_bearer_tokens() -> None:
 
 
 def test_auth_check_passes_a_server_that_guards_v1() -> None:
-    with serving(Faults(key=KEY)) as url:
-        p = auth_check.probe(url, "m", KEY)
+    with serve(Faults(key=KEY)) as url:
+        p = auth_check.probe(url, MODEL, KEY)
     assert (p.without_key, p.wrong_key, p.with_key) == (401, 401, 200)
     assert p.unguarded["/health"] == 200
     verdicts = auth_check.auth_verdicts(p)
@@ -91,8 +91,8 @@ def test_auth_check_passes_a_server_that_guards_v1() -> None:
 
 
 def test_auth_check_fails_a_server_that_ignores_its_key() -> None:
-    with serving(Faults(key=KEY, open_auth=True)) as url:
-        p = auth_check.probe(url, "m", KEY)
+    with serve(Faults(key=KEY, open_auth=True)) as url:
+        p = auth_check.probe(url, MODEL, KEY)
     got = {v.metric: v.outcome for v in auth_check.auth_verdicts(p)}
     assert got == {"auth_without_key_status": "fail", "auth_wrong_key_status": "fail",
                    "auth_with_key_status": "pass"}  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_llmserve.checklist import robustness as rb
-from tests.unit.misbehaving_server import Faults, serving
+from tests.stubs.misbehaving import MODEL, Faults, serve
 
 
 def outcomes(verdicts: list[rb.Verdict]) -> dict[str, str]:
@@ -17,11 +17,11 @@ def storm(url: str, **kw: object) -> rb.DisconnectResult:
     args: dict[str, object] = {"streams": 8, "max_tokens": 500, "after_chunks": 3,
                                "drain_max_s": 2.0, "first_chunk_timeout_s": 10.0}  # fmt: skip
     args.update(kw)
-    return rb.disconnect_storm(url, "m", "vllm", {}, **args)  # type: ignore[arg-type]
+    return rb.disconnect_storm(url, MODEL, "vllm", {}, **args)  # type: ignore[arg-type]
 
 
 def test_aborting_server_drains_and_counts_aborts() -> None:
-    with serving() as url:
+    with serve() as url:
         res = storm(url)
     assert res.during.running == 8  # the streams were in flight when they hung up
     assert res.chunks_seen == [3] * 8
@@ -37,7 +37,7 @@ def test_aborting_server_drains_and_counts_aborts() -> None:
 
 
 def test_server_that_never_aborts_fails_the_drain_check() -> None:
-    with serving(Faults(leak=True)) as url:
+    with serve(Faults(leak=True)) as url:
         res = storm(url, drain_max_s=1.0)
     assert res.drain_s is None
     verdicts = rb.disconnect_verdicts(res, 0.02)
@@ -71,7 +71,7 @@ def test_server_that_kept_generating_for_gone_clients_fails() -> None:
 
 
 def test_a_busy_server_makes_the_disconnect_check_inconclusive() -> None:
-    with serving(Faults(leak=True)) as url:
+    with serve(Faults(leak=True)) as url:
         storm(url, drain_max_s=0.5)  # leaves 8 requests "running" for ever
         before, settled = rb.settle(url, "vllm", {}, max_s=0.5)
         res = storm(url, drain_max_s=0.5, settle_max_s=0.5)
@@ -84,8 +84,8 @@ def test_a_busy_server_makes_the_disconnect_check_inconclusive() -> None:
 
 
 def test_burst_on_a_queueing_server_passes_with_counts() -> None:
-    with serving(Faults(token_s=0.01)) as url:
-        res = rb.burst(url, "m", "vllm", {}, requests=64, max_tokens=4, burst_max_s=30)
+    with serve(Faults(token_s=0.01)) as url:
+        res = rb.burst(url, MODEL, "vllm", {}, requests=64, max_tokens=4, burst_max_s=30)
     assert res.completed == 64
     assert res.refused == 0
     assert res.bad == 0
@@ -94,8 +94,8 @@ def test_burst_on_a_queueing_server_passes_with_counts() -> None:
 
 
 def test_burst_answered_with_500_fails() -> None:
-    with serving(Faults(fail_over=4, token_s=0.02)) as url:
-        res = rb.burst(url, "m", "vllm", {}, requests=32, max_tokens=4, burst_max_s=30)
+    with serve(Faults(fail_over=4, token_s=0.02)) as url:
+        res = rb.burst(url, MODEL, "vllm", {}, requests=32, max_tokens=4, burst_max_s=30)
     assert res.statuses.get(500, 0) > 0
     verdicts = rb.burst_verdicts(res)
     assert outcomes(verdicts)["burst_bad"] == "fail"
