@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 import pytest
 
+from pytest_llmserve.checklist import burst as bu
+from pytest_llmserve.checklist import disconnect as dc
 from pytest_llmserve.checklist import robustness as rb
 from pytest_llmserve.checklist.results import Figure, TargetResults
 from pytest_llmserve.launch import auth
@@ -36,7 +38,7 @@ def spec(llm_server: Server) -> Robustness:
 def test_disconnected_streams_are_aborted(
     llm_server: Server, spec: Robustness, llm_results: TargetResults, llm_judge: Judge
 ) -> None:
-    res = rb.disconnect_storm(
+    res = dc.disconnect_storm(
         llm_server.base_url, llm_server.served_name, llm_server.target.framework,
         auth.auth_headers(llm_server.target), spec.disconnect_streams,
         spec.disconnect_max_tokens, spec.disconnect_after_chunks, spec.drain_max_s,
@@ -57,13 +59,13 @@ def test_disconnected_streams_are_aborted(
                definition=f"generation_tokens_total moved by, for {res.streams} streams of "
                f"{spec.disconnect_max_tokens} tokens hung up after {res.held_s:.1f} s"),
     )  # fmt: skip
-    llm_judge(*rb.disconnect_verdicts(res, spec.kv_tolerance))
+    llm_judge(*dc.disconnect_verdicts(res, spec.kv_tolerance))
 
 
 def test_burst_far_above_capacity_queues_or_refuses_cleanly(
     llm_server: Server, spec: Robustness, llm_results: TargetResults, llm_judge: Judge
 ) -> None:
-    res = rb.burst(
+    res = bu.burst(
         llm_server.base_url, llm_server.served_name, llm_server.target.framework,
         auth.auth_headers(llm_server.target), spec.burst_requests, spec.burst_max_tokens,
         spec.burst_max_s,
@@ -79,4 +81,4 @@ def test_burst_far_above_capacity_queues_or_refuses_cleanly(
                definition=f"{at}: peak waiting requests (server gauge, polled every 0.2 s)",
                note=None if res.polls > 1 else f"{res.polls} /metrics read(s) answered"),
     )  # fmt: skip
-    llm_judge(*rb.burst_verdicts(res))
+    llm_judge(*bu.burst_verdicts(res))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_llmserve.checklist import burst as bu
+from pytest_llmserve.checklist import disconnect as dc
 from pytest_llmserve.checklist import robustness as rb
 from tests.stubs.misbehaving import MODEL, Faults, serve
 
@@ -13,11 +15,11 @@ def outcomes(verdicts: list[rb.Verdict]) -> dict[str, str]:
     return {v.metric: v.outcome for v in verdicts}
 
 
-def storm(url: str, **kw: object) -> rb.DisconnectResult:
+def storm(url: str, **kw: object) -> dc.DisconnectResult:
     args: dict[str, object] = {"streams": 8, "max_tokens": 500, "after_chunks": 3,
                                "drain_max_s": 2.0, "first_chunk_timeout_s": 10.0}  # fmt: skip
     args.update(kw)
-    return rb.disconnect_storm(url, MODEL, "vllm", {}, **args)  # type: ignore[arg-type]
+    return dc.disconnect_storm(url, MODEL, "vllm", {}, **args)  # type: ignore[arg-type]
 
 
 def test_aborting_server_drains_and_counts_aborts() -> None:
@@ -31,7 +33,7 @@ def test_aborting_server_drains_and_counts_aborts() -> None:
     assert res.settled
     assert res.generated is not None
     assert 24 <= res.generated < 8 * 500 / 2  # 3 read by each client, a few more in flight
-    got = outcomes(rb.disconnect_verdicts(res, 0.02))
+    got = outcomes(dc.disconnect_verdicts(res, 0.02))
     assert got["generated_after_hangup"] == "pass"
     assert set(got.values()) == {"pass"}
 
@@ -40,7 +42,7 @@ def test_server_that_never_aborts_fails_the_drain_check() -> None:
     with serve(Faults(leak=True)) as url:
         res = storm(url, drain_max_s=1.0)
     assert res.drain_s is None
-    verdicts = rb.disconnect_verdicts(res, 0.02)
+    verdicts = dc.disconnect_verdicts(res, 0.02)
     got = outcomes(verdicts)
     assert got["drain_s"] == "fail"
     assert got["kv_usage_leak"] == "fail"  # the stub holds 1% of KV per stuck request
@@ -48,12 +50,12 @@ def test_server_that_never_aborts_fails_the_drain_check() -> None:
 
 
 def test_hung_up_streams_that_finished_as_length_fail() -> None:
-    res = rb.DisconnectResult(
+    res = dc.DisconnectResult(
         streams=4, chunks_seen=[3] * 4,
         before=rb.Gauges(0, 0, 0.0, {"length": 10}), during=rb.Gauges(4, 0, 0.1),
         after=rb.Gauges(0, 0, 0.0, {"length": 14}), drain_s=3.0, drain_max_s=15.0,
     )  # fmt: skip
-    assert outcomes(rb.disconnect_verdicts(res, 0.02))["finished_length"] == "fail"
+    assert outcomes(dc.disconnect_verdicts(res, 0.02))["finished_length"] == "fail"
 
 
 def _gauges(length: float, generated: float) -> rb.Gauges:
@@ -61,11 +63,11 @@ def _gauges(length: float, generated: float) -> rb.Gauges:
 
 
 def test_server_that_kept_generating_for_gone_clients_fails() -> None:
-    res = rb.DisconnectResult(
+    res = dc.DisconnectResult(
         streams=8, chunks_seen=[3] * 8, before=_gauges(0, 100), during=rb.Gauges(8, 0, 0.1),
         after=_gauges(0, 100 + 8 * 400), drain_s=3.0, drain_max_s=15.0, max_tokens=500,
     )  # fmt: skip
-    verdicts = rb.disconnect_verdicts(res, 0.02)
+    verdicts = dc.disconnect_verdicts(res, 0.02)
     assert outcomes(verdicts)["generated_after_hangup"] == "fail"
     assert "generated 3200 tokens for 8 streams" in verdicts[2].reason
 
@@ -78,39 +80,39 @@ def test_a_busy_server_makes_the_disconnect_check_inconclusive() -> None:
     assert before.running == 8
     assert not settled
     assert not res.settled
-    verdicts = rb.disconnect_verdicts(res, 0.02)
+    verdicts = dc.disconnect_verdicts(res, 0.02)
     assert [v.outcome for v in verdicts] == ["inconclusive"]
     assert "not idle before the hang-ups (running=8" in verdicts[0].reason
 
 
 def test_burst_on_a_queueing_server_passes_with_counts() -> None:
     with serve(Faults(token_s=0.01)) as url:
-        res = rb.burst(url, MODEL, "vllm", {}, requests=64, max_tokens=4, burst_max_s=30)
+        res = bu.burst(url, MODEL, "vllm", {}, requests=64, max_tokens=4, burst_max_s=30)
     assert res.completed == 64
     assert res.refused == 0
     assert res.bad == 0
     assert res.polls >= 1
-    assert set(outcomes(rb.burst_verdicts(res)).values()) == {"pass"}
+    assert set(outcomes(bu.burst_verdicts(res)).values()) == {"pass"}
 
 
 def test_burst_answered_with_500_fails() -> None:
     with serve(Faults(fail_over=4, token_s=0.02)) as url:
-        res = rb.burst(url, MODEL, "vllm", {}, requests=32, max_tokens=4, burst_max_s=30)
+        res = bu.burst(url, MODEL, "vllm", {}, requests=32, max_tokens=4, burst_max_s=30)
     assert res.statuses.get(500, 0) > 0
-    verdicts = rb.burst_verdicts(res)
+    verdicts = bu.burst_verdicts(res)
     assert outcomes(verdicts)["burst_bad"] == "fail"
     assert "server error(s) (5xx)" in verdicts[0].reason
 
 
 def test_refusals_429_503_count_as_clean() -> None:
-    res = rb.BurstResult(10, {200: 6, 429: 3, 503: 1}, [], 2.0, 4, 6, 60.0)
+    res = bu.BurstResult(10, {200: 6, 429: 3, 503: 1}, [], 2.0, 4, 6, 60.0)
     assert (res.completed, res.refused, res.bad) == (6, 4, 0)
-    assert outcomes(rb.burst_verdicts(res))["burst_bad"] == "pass"
+    assert outcomes(bu.burst_verdicts(res))["burst_bad"] == "pass"
 
 
 def test_burst_past_its_bound_fails() -> None:
-    res = rb.BurstResult(10, {200: 10}, [], 90.0, 4, 6, 60.0)
-    assert outcomes(rb.burst_verdicts(res))["burst_wall_s"] == "fail"
+    res = bu.BurstResult(10, {200: 10}, [], 90.0, 4, 6, 60.0)
+    assert outcomes(bu.burst_verdicts(res))["burst_wall_s"] == "fail"
 
 
 def test_unknown_framework_names_the_known_ones() -> None:
