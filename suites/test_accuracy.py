@@ -25,8 +25,18 @@ from pytest_llmserve.checklist.accuracy import (
 )
 from pytest_llmserve.checklist.accuracy_harness import AccuracyView
 from pytest_llmserve.checklist.results import TargetResults
+from pytest_llmserve.profile.accuracy import AccuracyChecks
 
 Judge = Callable[..., None]
+
+
+@pytest.fixture
+def candidate(llm_accuracy: AccuracyView) -> AccuracyChecks:
+    """The accuracy checks of a target judged against a baseline; the baseline skips."""
+    spec = llm_accuracy.spec or pytest.skip("the profile sets no accuracy checks for this target")
+    if llm_accuracy.is_baseline:
+        pytest.skip("this target is the baseline")
+    return spec
 
 
 def test_accuracy_figures(llm_accuracy: AccuracyView, llm_results: TargetResults) -> None:
@@ -43,39 +53,38 @@ def test_accuracy_figures(llm_accuracy: AccuracyView, llm_results: TargetResults
         pytest.skip(f"perplexity not measurable: {figures.ppl_note}")
 
 
-def test_quantization_applied(llm_accuracy: AccuracyView, llm_judge: Judge) -> None:
-    spec = llm_accuracy.spec or pytest.skip("the profile sets no accuracy checks for this target")
-    if llm_accuracy.is_baseline:
-        pytest.skip("this target is the baseline")
+def test_quantization_applied(
+    llm_accuracy: AccuracyView, candidate: AccuracyChecks, llm_judge: Judge
+) -> None:
     verdict = not_applied(llm_accuracy.baseline(), llm_accuracy.figures())
     if verdict is None:
-        pytest.skip(f"same declared precision as {spec.baseline}, or nothing to compare")
+        pytest.skip(f"same declared precision as {candidate.baseline}, or nothing to compare")
     llm_judge(verdict)
 
 
 def test_perplexity_within_budget(
-    llm_accuracy: AccuracyView, llm_results: TargetResults, llm_judge: Judge
+    llm_accuracy: AccuracyView,
+    candidate: AccuracyChecks,
+    llm_results: TargetResults,
+    llm_judge: Judge,
 ) -> None:
-    spec = llm_accuracy.spec or pytest.skip("the profile sets no accuracy checks for this target")
-    if llm_accuracy.is_baseline:
-        pytest.skip("this target is the baseline")
-    if spec.max_ppl_increase is None:
+    if candidate.max_ppl_increase is None:
         pytest.skip("the accuracy checks set no max_ppl_increase")
     base, cand = llm_accuracy.baseline(), llm_accuracy.figures()
-    verdict = ppl_gate(base, cand, spec.max_ppl_increase)
+    verdict = ppl_gate(base, cand, candidate.max_ppl_increase)
     llm_results.add(*delta_figures(base, cand, verdict))
     llm_judge(verdict)
 
 
 def test_task_score_within_budget(
-    llm_accuracy: AccuracyView, llm_results: TargetResults, llm_judge: Judge
+    llm_accuracy: AccuracyView,
+    candidate: AccuracyChecks,
+    llm_results: TargetResults,
+    llm_judge: Judge,
 ) -> None:
-    spec = llm_accuracy.spec or pytest.skip("the profile sets no accuracy checks for this target")
-    if llm_accuracy.is_baseline:
-        pytest.skip("this target is the baseline")
-    if spec.min_score_ratio is None:
+    if candidate.min_score_ratio is None:
         pytest.skip("the accuracy checks set no min_score_ratio")
     base, cand = llm_accuracy.baseline(), llm_accuracy.figures()
-    verdict = score_gate(base, cand, spec.min_score_ratio)
+    verdict = score_gate(base, cand, candidate.min_score_ratio)
     llm_results.add(*delta_figures(base, cand, verdict))
     llm_judge(verdict)
