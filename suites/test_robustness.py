@@ -49,15 +49,16 @@ def test_disconnected_streams_are_aborted(
                definition=f"{res.streams} streams hung up after {spec.disconnect_after_chunks} "
                "events -> running and waiting requests both 0",
                note=None if res.drain_s is not None else f"not within {spec.drain_max_s:g} s"),
-        Figure("disconnect_running_before_hangup", res.during.running, "requests",
-               definition="vllm running requests just before the hang-ups"),
+        Figure("disconnect_running_before_hangup", res.during.running if res.during else None,
+               "requests", definition="vllm running requests just before the hang-ups",
+               note=None if res.during else f"no /metrics answer in {dc.DURING_WAIT_S:g} s"),
         Figure("disconnect_finished_abort", finished.get("abort", 0.0), "requests",
                definition="request_success_total{finished_reason=abort} moved by"),
         Figure("disconnect_finished_length", finished.get("length", 0.0), "requests",
                definition="request_success_total{finished_reason=length} moved by"),
-        Figure("disconnect_generated_tokens", res.generated, "tokens", better="lower",
-               definition=f"generation_tokens_total moved by, for {res.streams} streams of "
-               f"{spec.disconnect_max_tokens} tokens hung up after {res.held_s:.1f} s"),
+        Figure("disconnect_generated_after_hangup", res.generated_after, "tokens", better="lower",
+               definition=f"generation_tokens_total moved by, less the {sum(res.received)} "
+               f"tokens the {res.streams} clients read before hanging up after {res.held_s:.1f} s"),
     )  # fmt: skip
     llm_judge(*dc.disconnect_verdicts(res, spec.kv_tolerance))
 

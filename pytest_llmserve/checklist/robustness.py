@@ -60,9 +60,7 @@ def signal_names(framework: str) -> dict[str, tuple[str, ...]]:
     names = _watched(framework)
     if names is None:
         known = [n for n in registry.names() if _watched(n) is not None]
-        raise ValueError(
-            f"no robustness signals for {framework!r} (known: {', '.join(known)})"
-        )
+        raise ValueError(f"no robustness signals for {framework!r} (known: {', '.join(known)})")
     return names
 
 
@@ -85,7 +83,12 @@ def read_gauges(
     names = signal_names(framework)
     r = httpx.get(base_url + path, headers=headers, timeout=30.0, trust_env=False)
     r.raise_for_status()
-    scrape = prometheus.parse(r.text)
+    return parse_gauges(r.text, names)
+
+
+def parse_gauges(exposition: str, names: dict[str, tuple[str, ...]]) -> Gauges:
+    """The watched signals (``signal_names``) out of one /metrics text."""
+    scrape = prometheus.parse(exposition)
 
     def value(signal: str) -> float | None:
         name = prometheus.first_present(scrape, names[signal])
@@ -128,7 +131,10 @@ def good_request(base_url: str, model: str, headers: dict[str, str]) -> str | No
     body = {"model": model, "prompt": "Hello", "max_tokens": 4, "temperature": 0}
     try:
         r = httpx.post(
-            base_url + "/v1/completions", json=body, headers=headers, timeout=60.0,
+            base_url + "/v1/completions",
+            json=body,
+            headers=headers,
+            timeout=60.0,
             trust_env=False,
         )
     except httpx.HTTPError as exc:

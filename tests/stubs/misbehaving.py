@@ -48,6 +48,8 @@ class Faults:
     metrics_status: int = 200  # /metrics status (404: no metrics endpoint)
     # Load and hang-ups (robustness)
     leak: bool = False  # a stream whose client hangs up is never aborted: it stays running
+    ignore_hangup: bool = False  # a hung-up stream is generated to its end, finishing "length"
+    metrics_busy_s: float = 0.0  # /metrics answers this late while a completion runs
     fail_over: int | None = None  # more completions than this at once get 500, not a queue
     token_s: float = 0.02  # seconds per generated token, streamed or not
     # API key (auth)
@@ -147,6 +149,8 @@ def _handler(faults: Faults, state: _State) -> type[StubHandler]:
             if self.path == "/health":
                 self.reply(200, b"", "text/plain")
             elif self.path == "/metrics":
+                if state.running:  # a starved API server: its /metrics answers late under load
+                    time.sleep(faults.metrics_busy_s)
                 with state.lock:
                     text = metrics_text(faults, state)
                 self.reply(faults.metrics_status, text, faults.content_type)
@@ -206,24 +210,22 @@ def _handler(faults: Faults, state: _State) -> type[StubHandler]:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 self.close_connection = True
-            try:
-                for _ in range(out):
-                    with state.lock:
-                        state.generated += 1
-                    if stream:
-                        event = {"choices": [{"index": 0, "text": " x", "finish_reason": None}]}
-                        self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
-                        self.wfile.flush()
-                    time.sleep(faults.token_s)
-                if stream:
-                    self.wfile.write(b"data: [DONE]\n\n")
-                    self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):  # the client hung up
-                if not faults.leak:  # leak: the request stays "running" for ever
-                    with state.lock:
-                        state.running -= 1
-                        state.finished["abort"] += 1
-                return
+            gone = False  # the client hung up (only ignore_hangup goes on generating)
+            for _ in range(out):
+                with state.lock:
+                    state.generated += 1
+                if stream and not gone:
+                    event = {"choices": [{"index": 0, "text": " x", "finish_reason": None}]}
+                    gone = not self.send_event(json.dumps(event))
+                    if gone and not faults.ignore_hangup:
+                        if not faults.leak:  # leak: the request stays "running" for ever
+                            with state.lock:
+                                state.running -= 1
+                                state.finished["abort"] += 1
+                        return
+                time.sleep(faults.token_s)
+            if stream and not gone:
+                self.send_event("[DONE]")
             with state.lock:
                 state.running -= 1
                 state.finished["length"] += 1
@@ -233,6 +235,15 @@ def _handler(faults: Faults, state: _State) -> type[StubHandler]:
                     "choices": [{"text": " x" * out, "finish_reason": "length", "index": 0}],
                     "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": out},
                 })  # fmt: skip
+
+        def send_event(self, data: str) -> bool:
+            """False when the client has hung up."""
+            try:
+                self.wfile.write(f"data: {data}\n\n".encode())
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return False
+            return True
 
     return Handler
 
