@@ -52,6 +52,7 @@ class DisconnectResult:
     drain_max_s: float
     max_tokens: int = 0  # each stream asked for this many tokens, ignoring EOS
     held_s: float = 0.0  # first stream sent → hang-up
+    reading_s: float = 0.0  # first stream sent → every stream had read its first events
     ran_out: int = 0  # streams that reached their end before the hang-up: nothing to abort
     settled: bool = True  # the server was idle, its counters still, before the streams
     good_request: str | None = None  # None: a request after it succeeded; else what went wrong
@@ -100,7 +101,7 @@ def disconnect_storm(
         "max_tokens": max_tokens, "temperature": 0, "stream": True, "ignore_eos": True,
     }  # fmt: skip
     sent = time.monotonic()
-    seen, during = asyncio.run(
+    seen, during, reading_s = asyncio.run(
         _open_and_hang_up(base_url, framework, headers, body, streams, after_chunks,
                           first_chunk_timeout_s)
     )  # fmt: skip
@@ -120,7 +121,7 @@ def disconnect_storm(
         after, _ = settle(base_url, framework, headers, max_s=5.0)
     result = DisconnectResult(
         streams, [s.events for s in seen], before, during, after, drain_s, drain_max_s,
-        max_tokens, held_s=hung_up - sent, settled=settled,
+        max_tokens, held_s=hung_up - sent, reading_s=reading_s, settled=settled,
         ran_out=sum(s.ended or s.events >= max_tokens for s in seen),
     )  # fmt: skip
     result.good_request = good_request(base_url, model, headers)
@@ -143,7 +144,7 @@ async def _open_and_hang_up(
     streams: int,
     after_chunks: int,
     timeout_s: float,
-) -> tuple[list[_Seen], Gauges | None]:
+) -> tuple[list[_Seen], Gauges | None, float]:
     """Every stream reads on until all have ``after_chunks`` events; then all hang up at once."""
     seen = [_Seen() for _ in range(streams)]
     all_reading = asyncio.Event()
@@ -178,13 +179,15 @@ async def _open_and_hang_up(
 
     tasks = [asyncio.create_task(one(s)) for s in seen]
     try:
+        start = time.monotonic()
         await _until(all_reading, tasks, timeout_s)
+        reading_s = time.monotonic() - start
         during = await _gauges_within(base_url, framework, headers, DURING_WAIT_S)
     finally:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-    return seen, during
+    return seen, during, reading_s
 
 
 async def _until(event: asyncio.Event, tasks: list[asyncio.Task[None]], timeout_s: float) -> None:
@@ -261,8 +264,8 @@ def disconnect_verdicts(res: DisconnectResult, kv_tolerance: float) -> list[Verd
     if after is not None and left > 0:
         out.append(verdict("fail" if after >= left / 2 else "pass",
                       f"the server generated {after:g} tokens after {n} streams hung up "
-                      f"({read} read by the clients in {res.held_s:.1f} s; {left} left had it run "
-                      f"on; bound < {left / 2:g})",
+                      f"({read} read by the clients in {res.held_s:.1f} s, all reading after "
+                      f"{res.reading_s:.1f} s; {left} left had it run on; bound < {left / 2:g})",
                       "generated_after_hangup", left / 2, after))  # fmt: skip
     finished = res.finished_delta()
     length = finished.get("length", 0.0)
