@@ -42,6 +42,7 @@ class StreamingClient:
     ) -> None:
         self.model = model
         self.dialect = dialect
+        self.max_connections = max_connections
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._pool = HTTP1Pool(base_url, headers, timeout_s, max_connections)
 

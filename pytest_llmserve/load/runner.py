@@ -56,6 +56,11 @@ class Schedule:
             raise ValueError("max_duration_s must be > 0 (leave it out for no time bound)")
 
     @property
+    def most_in_flight(self) -> int:
+        """Requests in flight at once, at most: the client needs a connection for each."""
+        return self.concurrency or self.max_in_flight
+
+    @property
     def label(self) -> str:
         return f"c={self.concurrency}" if self.concurrency else f"rate={self.rate_rps:g}/s"
 
@@ -93,6 +98,13 @@ async def run_load(
     """
     if not prompts:
         raise ValueError("a load run needs at least one prompt")
+    if schedule.most_in_flight > client.max_connections:
+        # A request waiting for a connection has its sent_at stamped already.
+        raise ValueError(
+            f"{schedule.label} keeps up to {schedule.most_in_flight} requests in flight but the "
+            f"client opens at most {client.max_connections} connections: the wait for one "
+            "would be timed as the server's latency"
+        )
     total = schedule.warmup + schedule.requests
     records = [
         RequestRecord(
@@ -282,7 +294,10 @@ def run_sync(
     from pytest_llmserve.client.dialects import DIALECTS
 
     async def go() -> LoadRun:
-        client = StreamingClient(base_url, model, DIALECTS[dialect], api_key=api_key)
+        client = StreamingClient(
+            base_url, model, DIALECTS[dialect], api_key=api_key,
+            max_connections=schedule.most_in_flight,
+        )  # fmt: skip
         try:
             return await run_load(client, prompts, schedule, progress, exited=exited)
         finally:

@@ -34,6 +34,7 @@ class FakeClient:
         self.block_warmup_only = block_warmup_only
         self.in_flight = 0
         self.max_in_flight = 0
+        self.max_connections = 1024
         self.sent: list[tuple[RequestRecord, Prompt]] = []
 
     async def send(self, prompt: Prompt, record: RequestRecord) -> RequestRecord:
@@ -98,6 +99,19 @@ def test_schedule_labels_name_the_loop() -> None:
 def test_a_run_without_prompts_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one prompt"):
         asyncio.run(run_load(FakeClient(), [], Schedule(1, concurrency=1)))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "schedule", [Schedule(8, concurrency=5), Schedule(8, rate_rps=10.0, max_in_flight=5)]
+)
+def test_a_schedule_wider_than_the_client_pool_is_refused(schedule: Schedule) -> None:
+    # Each request would wait for a connection after its send was stamped: the wait
+    # would read as the server's latency.
+    client = FakeClient()
+    client.max_connections = 4
+    with pytest.raises(ValueError, match="up to 5 requests in flight but the client opens at mo"):
+        run(client, schedule)
+    assert client.sent == []
 
 
 # --- closed loop ---------------------------------------------------------------------------

@@ -126,6 +126,8 @@ def test_server_that_answers_but_never_turns_healthy_times_out_with_log_tail(
 class RefusingClient:
     """Every send fails at once, as against a port nobody listens on any more."""
 
+    max_connections = 1024
+
     async def send(self, prompt: Any, record: Any) -> Any:
         record.sent_at = time.perf_counter()
         record.error = "ConnectionRefusedError: [Errno 111] Connection refused"
