@@ -20,6 +20,7 @@ from pytest_llmserve.checklist.gate import Outcome, Verdict
 from pytest_llmserve.frameworks.contract import MetricContract, MetricFamily
 from pytest_llmserve.load.records import RequestRecord
 from pytest_llmserve.measure.prometheus import Scrape, parse
+from pytest_llmserve.measure.settle import until_still
 
 # Prometheus text exposition 0.0.4, or OpenMetrics: what a scraper accepts.
 TEXT_TYPES = ("text/plain", "application/openmetrics-text")
@@ -273,17 +274,13 @@ def settled(
     A server may count a request a moment after its last byte left (the metrics
     are recorded off the response path); a scrape taken at once could miss it.
     """
-    deadline = time.monotonic() + timeout_s
-    last = scrape()
-    while time.monotonic() < deadline:
-        time.sleep(poll_s)
-        now = scrape()
+
+    def same(last: Endpoint, now: Endpoint) -> bool:
         if now.scrape is None or last.scrape is None:
-            return now
-        if _contract_samples(now.scrape, contract) == _contract_samples(last.scrape, contract):
-            return now
-        last = now
-    return last
+            return True  # a failed scrape: the caller reports its problem
+        return _contract_samples(now.scrape, contract) == _contract_samples(last.scrape, contract)
+
+    return until_still(scrape, same, timeout_s, poll_s)[0]
 
 
 def _contract_samples(scrape: Scrape, contract: MetricContract) -> dict[object, float]:

@@ -9,7 +9,6 @@ reasons that read on their own.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -17,6 +16,7 @@ import httpx
 from pytest_llmserve.checklist.gate import Verdict
 from pytest_llmserve.frameworks import registry
 from pytest_llmserve.measure import prometheus
+from pytest_llmserve.measure.settle import until_still
 
 # The contract signals (frameworks/contract.py) the robustness checks read.
 WATCHED = {
@@ -114,16 +114,10 @@ def settle(
     earlier test's counters) inside its window would be counted as its own. The
     flag is False when the server did not settle within ``max_s``.
     """
-    deadline = time.monotonic() + max_s
-    last = read_gauges(base_url, framework, headers)
-    while True:
-        time.sleep(POLL_S)
-        now = read_gauges(base_url, framework, headers)
-        if now.still_since(last):
-            return now, True
-        if time.monotonic() > deadline:
-            return now, False
-        last = now
+    return until_still(
+        lambda: read_gauges(base_url, framework, headers),
+        lambda last, now: now.still_since(last), max_s, POLL_S,
+    )  # fmt: skip
 
 
 def good_request(base_url: str, model: str, headers: dict[str, str]) -> str | None:
