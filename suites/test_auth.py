@@ -48,6 +48,7 @@ def test_endpoints_open_without_key_are_reported(
         note = "answers without a key" if status < 400 else "guarded"
         definition = f"{path} without a key (reported, not judged)"
         llm_results.add(
-            Figure(f"auth_open_{name}_status", status, "HTTP status", definition=definition,
-                   note=note)
+            Figure(
+                f"auth_open_{name}_status", status, "HTTP status", definition=definition, note=note
+            )
         )

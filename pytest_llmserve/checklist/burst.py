@@ -65,9 +65,7 @@ def burst(
     statuses, errors, wall_s, peaks, polls = asyncio.run(
         _burst(base_url, model, framework, headers, requests, max_tokens, burst_max_s)
     )
-    result = BurstResult(
-        requests, statuses, errors, wall_s, peaks[0], peaks[1], burst_max_s, polls
-    )
+    result = BurstResult(requests, statuses, errors, wall_s, peaks[0], peaks[1], burst_max_s, polls)
     result.good_request = good_request(base_url, model, headers)
     return result
 

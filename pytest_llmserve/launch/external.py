@@ -42,7 +42,11 @@ class ExternalServer:
                 framework.health_path, framework.models_path, server.served_name
             )
             server.ready = wait_ready(
-                server.base_url, probes, lambda: None, target.startup_timeout_s, started,
+                server.base_url,
+                probes,
+                lambda: None,
+                target.startup_timeout_s,
+                started,
                 headers=auth.auth_headers(target),
             )
         except (NotReady, httpx.HTTPError, ValueError) as exc:

@@ -81,9 +81,7 @@ def corpus_text() -> str:
     return "\n\n".join(parts)
 
 
-def server_token_ids(
-    base_url: str, model: str, text: str, api_key: str | None = None
-) -> list[int]:
+def server_token_ids(base_url: str, model: str, text: str, api_key: str | None = None) -> list[int]:
     """Tokenize with the served model's own tokenizer (vLLM, SGLang, llama.cpp: /tokenize)."""
     r = httpx.post(
         f"{base_url}/tokenize",

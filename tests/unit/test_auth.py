@@ -21,8 +21,13 @@ KEY = "sk-test-0123456789abcdef"
 
 
 def target(**kw: object) -> Target:
-    fields: dict[str, object] = {"name": "t", "framework": "vllm", "model": "/m",
-                                 "precision": "bf16", "api_key_env": "LLMSERVE_TEST_KEY"}
+    fields: dict[str, object] = {
+        "name": "t",
+        "framework": "vllm",
+        "model": "/m",
+        "precision": "bf16",
+        "api_key_env": "LLMSERVE_TEST_KEY",
+    }
     fields.update(kw)
     return Target(**fields)  # type: ignore[arg-type]
 

@@ -17,8 +17,12 @@ from pytest_llmserve.checklist.gate import (
 
 @pytest.mark.parametrize(
     ("interval", "outcome"),
-    [((0.8, 1.2), "pass"), ((2.1, 2.6), "fail"), ((1.8, 2.3), "inconclusive"),
-     ((1.5, 2.0), "pass")],  # the bound itself is on the good side
+    [
+        ((0.8, 1.2), "pass"),
+        ((2.1, 2.6), "fail"),
+        ((1.8, 2.3), "inconclusive"),
+        ((1.5, 2.0), "pass"),
+    ],  # the bound itself is on the good side
 )
 def test_at_most(interval: tuple[float, float], outcome: str) -> None:
     point = sum(interval) / 2
@@ -33,8 +37,12 @@ def test_at_most(interval: tuple[float, float], outcome: str) -> None:
 
 @pytest.mark.parametrize(
     ("interval", "outcome"),
-    [((110.0, 130.0), "pass"), ((70.0, 90.0), "fail"), ((95.0, 105.0), "inconclusive"),
-     ((100.0, 120.0), "pass")],
+    [
+        ((110.0, 130.0), "pass"),
+        ((70.0, 90.0), "fail"),
+        ((95.0, 105.0), "inconclusive"),
+        ((100.0, 120.0), "pass"),
+    ],
 )
 def test_at_least(interval: tuple[float, float], outcome: str) -> None:
     v = check_at_least("output throughput", sum(interval) / 2, interval, 100.0, "tok/s")
@@ -51,8 +59,15 @@ def test_straddling_interval_says_it_contains_the_bound() -> None:
 
 @pytest.mark.parametrize("check", [check_at_most, check_at_least])
 def test_no_interval_is_inconclusive_never_a_silent_pass(check: Callable[..., Verdict]) -> None:
-    v = check("tpot p99", 0.01, None, 1.0, "s", n=40,
-              why_no_interval="too few samples: n=40, p99 needs >= 500")
+    v = check(
+        "tpot p99",
+        0.01,
+        None,
+        1.0,
+        "s",
+        n=40,
+        why_no_interval="too few samples: n=40, p99 needs >= 500",
+    )
     assert v.outcome == "inconclusive"
     assert "too few samples" in v.reason
     assert check("tpot p99", None, None, 1.0, "s").outcome == "inconclusive"
@@ -65,17 +80,23 @@ def test_ratio_pass_fail_inconclusive() -> None:
     assert v.point == pytest.approx(4.2)
     assert v.interval == pytest.approx((400 / 105, 440 / 95))
     assert "from two 95% intervals" in v.reason
-    assert check_ratio_at_least("s", 420.0, (400.0, 440.0), 100.0, (95.0, 105.0),
-                                5.0).outcome == "fail"
-    assert check_ratio_at_least("s", 420.0, (400.0, 440.0), 100.0, (95.0, 105.0),
-                                4.0).outcome == "inconclusive"
+    assert (
+        check_ratio_at_least("s", 420.0, (400.0, 440.0), 100.0, (95.0, 105.0), 5.0).outcome
+        == "fail"
+    )
+    assert (
+        check_ratio_at_least("s", 420.0, (400.0, 440.0), 100.0, (95.0, 105.0), 4.0).outcome
+        == "inconclusive"
+    )
 
 
 def test_ratio_without_intervals_or_zero_denominator_is_inconclusive() -> None:
     assert check_ratio_at_least("s", 420.0, None, 100.0, (95.0, 105.0), 2.0).outcome == (
-        "inconclusive")
+        "inconclusive"
+    )
     assert check_ratio_at_least("s", 420.0, (1.0, 2.0), 0.0, (0.0, 0.0), 2.0).outcome == (
-        "inconclusive")
+        "inconclusive"
+    )
     v = check_ratio_at_least("s", 420.0, (400.0, 440.0), 10.0, (0.0, 20.0), 2.0)
     assert v.interval is not None
     assert v.interval[1] == math.inf

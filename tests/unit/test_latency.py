@@ -10,14 +10,27 @@ from pytest_llmserve.load.records import LoadRun, RequestRecord
 from pytest_llmserve.measure.latency import SLO, e2e, itls, run_metrics, tpot, ttft
 
 
-def request(index: int = 0, sent: float = 0.0, chunks: tuple[float, ...] = (0.5, 0.6, 0.8),
-            usage: int | None = 3, **kw: object) -> RequestRecord:
+def request(
+    index: int = 0,
+    sent: float = 0.0,
+    chunks: tuple[float, ...] = (0.5, 0.6, 0.8),
+    usage: int | None = 3,
+    **kw: object,
+) -> RequestRecord:
     """A completed streamed request: one token per chunk, last byte at the last chunk."""
-    r = RequestRecord(index=index, sent_at=sent, prompt_tokens_sent=10, max_tokens=16,
-                      status=200, first_token_at=chunks[0] if chunks else None,
-                      last_byte_at=chunks[-1] if chunks else sent + 0.1,
-                      chunk_times=list(chunks), chunk_tokens=[1] * len(chunks),
-                      usage_prompt_tokens=10, usage_output_tokens=usage)
+    r = RequestRecord(
+        index=index,
+        sent_at=sent,
+        prompt_tokens_sent=10,
+        max_tokens=16,
+        status=200,
+        first_token_at=chunks[0] if chunks else None,
+        last_byte_at=chunks[-1] if chunks else sent + 0.1,
+        chunk_times=list(chunks),
+        chunk_tokens=[1] * len(chunks),
+        usage_prompt_tokens=10,
+        usage_output_tokens=usage,
+    )
     for key, value in kw.items():
         setattr(r, key, value)
     return r
@@ -82,10 +95,21 @@ def test_run_metrics_of_a_steady_sequential_run() -> None:
 def test_failed_and_warmup_requests_are_excluded() -> None:
     run = sequential_run(20)
     run.records.append(request(90, sent=-5.0, chunks=(-4.0, -3.0), warmup=True))
-    run.records.append(RequestRecord(index=91, sent_at=3.0, prompt_tokens_sent=10,
-                                     max_tokens=16, status=500, last_byte_at=3.1))
-    run.records.append(RequestRecord(index=92, sent_at=4.0, prompt_tokens_sent=10,
-                                     max_tokens=16, error="connection reset"))
+    run.records.append(
+        RequestRecord(
+            index=91,
+            sent_at=3.0,
+            prompt_tokens_sent=10,
+            max_tokens=16,
+            status=500,
+            last_byte_at=3.1,
+        )
+    )
+    run.records.append(
+        RequestRecord(
+            index=92, sent_at=4.0, prompt_tokens_sent=10, max_tokens=16, error="connection reset"
+        )
+    )
     run.records.append(request(93, sent=5.0, chunks=(), usage=0))  # 200 but no text
     m = run_metrics(run)
     assert (m.completed, m.failed) == (20, 3)
@@ -95,12 +119,16 @@ def test_failed_and_warmup_requests_are_excluded() -> None:
 
 
 def test_goodput_counts_only_requests_meeting_every_bound() -> None:
-    run = LoadRun(records=[
-        request(0, chunks=(0.5, 0.6, 0.8)),  # ttft 0.5, tpot 0.15, e2e 0.8
-        request(1, chunks=(1.5, 1.6, 1.8)),  # ttft 1.5: misses the TTFT bound
-        request(2, chunks=(0.2, 1.2, 2.2)),  # tpot 1.0, e2e 2.2: misses TPOT and E2E
-        request(3, chunks=(0.3,), usage=1),  # one token: TPOT counts as 0, as vLLM
-    ], started_at=0.0, ended_at=4.0)
+    run = LoadRun(
+        records=[
+            request(0, chunks=(0.5, 0.6, 0.8)),  # ttft 0.5, tpot 0.15, e2e 0.8
+            request(1, chunks=(1.5, 1.6, 1.8)),  # ttft 1.5: misses the TTFT bound
+            request(2, chunks=(0.2, 1.2, 2.2)),  # tpot 1.0, e2e 2.2: misses TPOT and E2E
+            request(3, chunks=(0.3,), usage=1),  # one token: TPOT counts as 0, as vLLM
+        ],
+        started_at=0.0,
+        ended_at=4.0,
+    )
     m = run_metrics(run)
     slo = SLO(ttft_s=1.0, tpot_s=0.2, e2e_s=2.0)
     assert [slo.met_by(r) for r in run.records] == [True, False, False, True]

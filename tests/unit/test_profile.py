@@ -162,9 +162,7 @@ def test_precision_label_names_method_and_kv_cache() -> None:
     base = {"name": "t", "framework": "vllm", "model": "/m"}
     assert Target(**base, precision="bf16").precision_label == "bf16"
     assert Target(**base, precision="int4", method="gptq").precision_label == "int4-gptq"
-    assert (
-        Target(**base, precision="bf16", kv_cache_dtype="fp8").precision_label == "bf16+kv-fp8"
-    )
+    assert Target(**base, precision="bf16", kv_cache_dtype="fp8").precision_label == "bf16+kv-fp8"
     assert (
         Target(**base, precision="int4", method="awq", kv_cache_dtype="fp8_e5m2").precision_label
         == "int4-awq+kv-fp8_e5m2"

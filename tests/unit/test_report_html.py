@@ -103,7 +103,7 @@ def test_a_parametrized_check_shows_its_worst_case_not_its_last() -> None:
     )
     object.__setattr__(now, "checks", cases)
     html = render([now], [])
-    row = html[html.index("<code>test_bad_input</code>"):]
+    row = html[html.index("<code>test_bad_input</code>") :]
     row = row[: row.index("</tr>")]
     assert ">fail<" in row
     assert ">pass<" not in row

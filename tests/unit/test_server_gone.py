@@ -138,8 +138,12 @@ class RefusingClient:
 def test_run_that_burns_through_refusals_before_a_poll_still_says_server_gone() -> None:
     # The run is over in milliseconds; the process is seen dead only 0.3 s later.
     run = asyncio.run(
-        run_load(RefusingClient(), PROMPTS, Schedule(500, concurrency=4),  # type: ignore[arg-type]
-                 exited=DyingServer(0.3))
+        run_load(
+            RefusingClient(),
+            PROMPTS,
+            Schedule(500, concurrency=4),  # type: ignore[arg-type]
+            exited=DyingServer(0.3),
+        )
     )
     assert run.stopped_by == "server_gone"
     assert "was killed by SIGKILL" in run.notes[0]

@@ -102,8 +102,14 @@ def test_to_dict_carries_unit_n_level_and_intervals() -> None:
 
 @pytest.mark.parametrize(
     ("df", "level", "expected"),
-    [(1, 0.95, 12.706), (4, 0.95, 2.776), (9, 0.95, 2.262), (30, 0.95, 2.042), (9, 0.99, 3.250),
-     (19, 0.90, 1.729)],
+    [
+        (1, 0.95, 12.706),
+        (4, 0.95, 2.776),
+        (9, 0.95, 2.262),
+        (30, 0.95, 2.042),
+        (9, 0.99, 3.250),
+        (19, 0.90, 1.729),
+    ],
 )
 def test_t_quantile_matches_tables(df: int, level: float, expected: float) -> None:
     assert t_quantile(level, df) == pytest.approx(expected, abs=2e-3)

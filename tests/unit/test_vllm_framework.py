@@ -254,9 +254,7 @@ def test_int4_checkpoint_with_wna16_kernel_has_no_problems() -> None:
 def test_int4_declared_but_int8_kernel_is_a_problem() -> None:
     facts = vllm.engine_facts(log(engine_line(quantization="compressed-tensors"), INT8_KERNEL))
     problems = vllm.precision_problems(target(precision="int4"), facts)
-    assert problems == [
-        "no int4 linear kernel in use (kernels: CPUInt8ScaledMMLinearKernel)"
-    ]
+    assert problems == ["no int4 linear kernel in use (kernels: CPUInt8ScaledMMLinearKernel)"]
 
 
 def test_quantized_target_served_without_quantization_is_a_problem() -> None:
