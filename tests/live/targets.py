@@ -1,24 +1,59 @@
-"""Targets the live tests build by hand (no profile file needed)."""
+"""The vLLM CPU target the live tests serve, as a Target or as TOML profile lines.
+
+Both forms read the constants below, so a profile a test writes and a Target it
+builds cannot drift apart.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pytest_llmserve.profile.model import Target
 
+FRAMEWORK = "vllm"
+PRECISION = "bf16"
+MAX_MODEL_LEN = 2048
+ARGS = ("--enforce-eager",)
 EMBEDDED_ENV = (("VLLM_CPU_KVCACHE_SPACE", "1"),)
+STARTUP_TIMEOUT_S = 300
 
 
 def bf16_target(name: str, model: Path, **changes: object) -> Target:
     fields: dict[str, object] = {
         "name": name,
-        "framework": "vllm",
+        "framework": FRAMEWORK,
         "model": str(model),
-        "precision": "bf16",
-        "max_model_len": 2048,
-        "args": ("--enforce-eager",),
+        "precision": PRECISION,
+        "max_model_len": MAX_MODEL_LEN,
+        "args": ARGS,
         "env": EMBEDDED_ENV,
-        "startup_timeout_s": 300.0,
+        "startup_timeout_s": float(STARTUP_TIMEOUT_S),
     }
     fields.update(changes)
     return Target(**fields)  # type: ignore[arg-type]
+
+
+def _toml_value(value: object) -> str:
+    # JSON strings, numbers, booleans and arrays are valid TOML; only tables differ.
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+def vllm_cpu_toml(model: str | Path, **fields: object) -> str:
+    """The ``key = value`` lines of one vLLM CPU target, for a ``[[targets]]`` or
+    ``[defaults]`` table; ``fields`` override or add keys, and a key set to None is
+    left out (so the loader's default applies)."""
+    values: dict[str, object] = {
+        "name": None,  # first when given, for whoever reads the profile
+        "framework": FRAMEWORK,
+        "model": str(model),
+        "precision": PRECISION,
+        "max_model_len": MAX_MODEL_LEN,
+        "args": list(ARGS),
+        "env": dict(EMBEDDED_ENV),
+        "startup_timeout_s": STARTUP_TIMEOUT_S,
+    }
+    values.update(fields)
+    return "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items() if v is not None)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llmserve.models.cache import cache_root
+from tests.live.targets import vllm_cpu_toml
 
 # Read before pytester points HOME at a temporary folder: the sessions must find
 # the embedded model already built in the user's cache, not build it again.
@@ -26,15 +27,7 @@ PROFILE = """
 name = "history-gate"
 
 [[targets]]
-name = "{name}"
-framework = "vllm"
-model = "embedded:smollm2"
-precision = "bf16"
-max_model_len = 2048
-startup_timeout_s = 300
-args = {args}
-env = {{ VLLM_CPU_KVCACHE_SPACE = "1" }}
-
+{target}
 [targets.checks.workload]
 input_tokens = 32
 output_tokens = 32
@@ -47,11 +40,15 @@ warmup = 2
 """
 
 
+def _profile(args: list[str]) -> str:
+    return PROFILE.format(target=vllm_cpu_toml("embedded:smollm2", name=TARGET, args=args))
+
+
 def _session(
     pytester: pytest.Pytester, tmp_path: Path, args: list[str], rule: str, tag: str
 ) -> pytest.RunResult:
     profile = tmp_path / f"{tag}.toml"
-    profile.write_text(PROFILE.format(name=TARGET, args=json.dumps(args)))
+    profile.write_text(_profile(args))
     result = pytester.runpytest_subprocess(
         str(SUITE), "-k", "test_output_throughput_floor", "-p", "no:randomly",
         "-p", "no:cacheprovider", f"--llmserve-profile={profile}", f"--llmserve-cache-dir={CACHE}",

@@ -9,20 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.live.targets import vllm_cpu_toml
+
 KEY_VAR = "LLMSERVE_LIVE_PLANTED_KEY"
 
-PROFILE = """
-[[targets]]
-name = "keyed"
-framework = "vllm"
-model = "{model}"
-precision = "bf16"
-max_model_len = 2048
-args = ["--enforce-eager"]
-env = {{ VLLM_CPU_KVCACHE_SPACE = "1" }}
-startup_timeout_s = 300
-api_key_env = "{var}"
-"""
+
+def _profile(model: Path) -> str:
+    return "[[targets]]\n" + vllm_cpu_toml(model, name="keyed", api_key_env=KEY_VAR)
+
 
 # Runs the auth suite plus a load run (for the benchmark JSON) and a failing test
 # that quotes the server's log and the target: the places a key could slip out.
@@ -63,7 +57,7 @@ def test_planted_key_is_in_no_artefact(
     key = "sk-planted-" + secrets.token_hex(16)
     monkeypatch.setenv(KEY_VAR, key)
     profile = tmp_path / "keyed.toml"
-    profile.write_text(PROFILE.format(model=bf16_checkpoint, var=KEY_VAR))
+    profile.write_text(_profile(bf16_checkpoint))
     suites = Path(__file__).resolve().parents[2] / "suites"
     (pytester.path / "test_auth.py").write_text((suites / "test_auth.py").read_text())
     pytester.makepyfile(test_extra=textwrap.dedent(EXTRA_TESTS))

@@ -8,22 +8,22 @@ from pathlib import Path
 
 import pytest
 
+from tests.live.targets import vllm_cpu_toml
+
 PROFILE = """
 [defaults]
-framework = "vllm"
-model = "{model}"
-precision = "bf16"
-max_model_len = 2048
-args = ["--enforce-eager"]
-env = {{ VLLM_CPU_KVCACHE_SPACE = "1" }}
-startup_timeout_s = 300
-
+{defaults}
 [[targets]]
 name = "victim"
 
 [[targets]]
 name = "survivor"
 """
+
+
+def _profile(model: Path) -> str:
+    return PROFILE.format(defaults=vllm_cpu_toml(model))
+
 
 TESTS = """
 import os, signal, threading, time
@@ -62,7 +62,7 @@ def test_killed_server_fails_its_tests_fast_and_others_carry_on(
     bf16_checkpoint: Path, tmp_path: Path, pytester: pytest.Pytester
 ) -> None:
     profile = tmp_path / "two.toml"
-    profile.write_text(PROFILE.format(model=bf16_checkpoint))
+    profile.write_text(_profile(bf16_checkpoint))
     mark = tmp_path / "seconds-from-kill-to-failure"
     pytester.makepyfile(test_crash=textwrap.dedent(TESTS.format(mark=str(mark))))
     result = pytester.runpytest_subprocess(

@@ -13,35 +13,20 @@ from pathlib import Path
 import pytest
 
 from pytest_llmserve.launch import labels
+from tests.live.targets import vllm_cpu_toml
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 
 
-def _profile(path: Path, model: Path, **extra: str) -> Path:
-    lines = "\n".join(f"{k} = {v}" for k, v in extra.items())
-    path.write_text(
-        textwrap.dedent(
-            f"""
-            [[targets]]
-            name = "live"
-            framework = "vllm"
-            model = "{model}"
-            max_model_len = 2048
-            env = {{ VLLM_CPU_KVCACHE_SPACE = "1" }}
-            """
-        )
-        + lines
-        + "\n"
-    )
+def _profile(path: Path, model: Path, **fields: object) -> Path:
+    path.write_text("[[targets]]\n" + vllm_cpu_toml(model, name="live", **fields))
     return path
 
 
 def test_sigkilled_session_leaves_no_server_after_next_run(
     bf16_checkpoint: Path, tmp_path: Path
 ) -> None:
-    profile = _profile(
-        tmp_path / "p.toml", bf16_checkpoint, precision='"bf16"', args='["--enforce-eager"]'
-    )
+    profile = _profile(tmp_path / "p.toml", bf16_checkpoint)
     flag = tmp_path / "server-up"
     (tmp_path / "test_hold.py").write_text(
         textwrap.dedent(
@@ -96,8 +81,8 @@ def test_precision_that_silently_did_not_apply_fails_the_suite(
 ) -> None:
     # vLLM CPU accepts this flag, logs "Quantizing 0 layers", and serves plain bf16.
     profile = _profile(
-        tmp_path / "trap.toml", bf16_checkpoint, precision='"int8"',
-        args='["--enforce-eager", "--quantization", "int8_per_channel_weight_only"]',
+        tmp_path / "trap.toml", bf16_checkpoint, precision="int8",
+        args=["--enforce-eager", "--quantization", "int8_per_channel_weight_only"],
     )  # fmt: skip
     result = pytester.runpytest_subprocess(
         str(SUITES / "test_smoke.py"), "-p", "no:cacheprovider",
