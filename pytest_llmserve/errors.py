@@ -18,12 +18,23 @@ class ProfileError(LLMServeError):
 class ServerError(LLMServeError):
     """A server could not be started, or stopped answering; carries its log tail."""
 
-    def __init__(self, message: str, log_tail: str = "", log_path: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        log_tail: str = "",
+        log_path: str | None = None,
+        first_error: str = "",
+    ) -> None:
         self.log_tail = log_tail
         self.log_path = log_path
+        self.first_error = first_error
         text = message
         if log_path:
             text += f"\n  server log: {log_path}"
+        if first_error and first_error not in log_tail:
+            text += "\n  first error in the log:\n" + "\n".join(
+                "    " + ln for ln in first_error.splitlines()
+            )
         if log_tail:
             text += "\n  last log lines:\n" + "\n".join("    " + ln for ln in log_tail.splitlines())
         super().__init__(text)

@@ -25,11 +25,12 @@ from pytest_llmserve.checklist.benchmark import record as benchmark_record
 from pytest_llmserve.checklist.gate import Verdict
 from pytest_llmserve.checklist.performance import Measured, PerfHarness
 from pytest_llmserve.checklist.results import CheckOutcome, ResultBook, TargetResults
+from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.client.openai import OpenAIClient
 from pytest_llmserve.errors import ProfileError
-from pytest_llmserve.frameworks import registry
+from pytest_llmserve.frameworks import registry as framework_registry
 from pytest_llmserve.history import wiring as history
-from pytest_llmserve.launch import labels
+from pytest_llmserve.launch import registry as launcher_registry
 from pytest_llmserve.launch.pool import ServerPool
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.measure import gpus
@@ -46,7 +47,7 @@ class LLMServeState:
 
     settings: options.Settings
     pool: ServerPool
-    swept: list[labels.Labelled] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)
     verdicts: list[tuple[str, Verdict]] = field(default_factory=list)
     results: ResultBook = field(default_factory=ResultBook)
     _gpus: gpus.GpuInventory | None = None
@@ -61,11 +62,20 @@ STATE = pytest.StashKey[LLMServeState]()
 _PREVIOUS_SIGTERM = pytest.StashKey[Any]()
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from pytest_llmserve import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     options.add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Before markers and the profile: both name what the registries hold.
+    framework_registry.install(_flatten(config.hook.pytest_llmserve_frameworks(config=config)))
+    launcher_registry.install(_flatten(config.hook.pytest_llmserve_launchers(config=config)))
     for line in marker_lines():
         config.addinivalue_line("markers", line)
     try:
@@ -77,6 +87,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[STATE] = LLMServeState(settings, pool)
     atexit.register(pool.stop_all)
     _stop_servers_on_sigterm(config)
+
+
+def _flatten(answers: list[Any]) -> list[Any]:
+    return [item for answer in answers for item in answer]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -138,7 +152,7 @@ def _live_line(config: pytest.Config) -> Callable[[str], None]:
 def pytest_sessionstart(session: pytest.Session) -> None:
     state = session.config.stash[STATE]
     if not hasattr(session.config, "workerinput"):  # xdist workers: the controller sweeps
-        state.swept = labels.sweep_orphans()
+        state.swept = launcher_registry.sweep_orphans()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -155,14 +169,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         )
     versions = []
     for name in sorted({t.framework for t in s.selected}):
-        versions.append(f"{name} {registry.get(name).version() or 'not installed'}")
+        versions.append(f"{name} {framework_registry.get(name).version() or 'not installed'}")
     if versions:
         lines.append("llmserve: frameworks: " + ", ".join(versions))
     if state.swept:
-        lines.append(
-            f"llmserve: swept {len(state.swept)} leftover server process(es) of a "
-            "killed earlier session"
-        )
+        lines.append(f"llmserve: swept {len(state.swept)} leftover(s) of killed earlier sessions:")
+        lines += [f"llmserve:   {line}" for line in state.swept]
     lines.append(history.header_line(s))
     return lines
 
@@ -199,6 +211,12 @@ def llm_server(llm_target: Target, request: pytest.FixtureRequest) -> Iterator[S
         yield server
     finally:
         state.pool.release(llm_target)
+
+
+@pytest.fixture(scope="session")
+def llm_endpoint(llm_server: Server) -> Endpoint:
+    """Base URL, served model name, auth headers and framework of this target's server."""
+    return Endpoint.of(llm_server)
 
 
 @pytest.fixture(scope="session")

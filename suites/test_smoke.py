@@ -13,7 +13,7 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 def test_server_is_ready(llm_server: Server, llm_client: OpenAIClient) -> None:
     assert llm_server.exited() is None
-    assert llm_client.get("/health").status_code == 200
+    assert llm_client.get(llm_server.framework.paths.health).status_code == 200
     assert llm_server.ready.ready_s > 0
 
 
@@ -21,7 +21,7 @@ def test_serves_the_requested_model(llm_server: Server, llm_client: OpenAIClient
     models = {m["id"]: m for m in llm_client.models()}
     assert llm_server.served_name in models, f"served: {sorted(models)}"
     root = models[llm_server.served_name].get("root")
-    if llm_server.target.launcher == "process" and root is not None:
+    if llm_server.local_model is not None and root is not None:
         assert root == llm_server.model_path
 
 

@@ -35,13 +35,15 @@ class Footprint:
 
 
 def measure(server: Server) -> Footprint:
-    launched = server.target.launcher != "external"
     pids = server.pids()
+    launched = server.launched_here and server.ready.passed_at
     return Footprint(
-        startup_s=server.ready.ready_s if launched and server.ready.passed_at else None,
+        startup_s=server.ready.ready_s if launched else None,
         memory=server_memory(pids) if pids else None,
         gpu_bytes=gpu_memory_bytes(pids) if pids and server.target.device == "gpu" else None,
-        checkpoint_bytes=checkpoint_bytes(server.model_path) if launched else None,
+        checkpoint_bytes=None if server.local_model is None else checkpoint_bytes(
+            server.local_model
+        ),
     )
 
 

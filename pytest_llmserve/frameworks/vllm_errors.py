@@ -1,4 +1,4 @@
-"""vLLM's answers to the error battery, and its error body schema.
+"""vLLM's answers to the error battery (its body schema is OpenAI's: ``openai_compat``).
 
 Statuses are vLLM's documented behaviour (FRAMEWORKS.md "Bad input and overload":
 400 for invalid parameters and malformed bodies, 404 for an unknown model) and
@@ -12,8 +12,6 @@ accepts custom roles by design (0.32 answered 200).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from pytest_llmserve.frameworks.contract import ErrorExpectation
 
@@ -63,27 +61,3 @@ EXPECTED: dict[str, ErrorExpectation] = {
     "chat_message_without_role": ErrorExpectation(BAD_REQUEST, "0.32: 400"),
 }
 
-
-def error_body_problems(body: Any) -> list[str]:
-    """``{"error": {"message", "type", "param", "code"}}``, or the older flat
-    ``{"object": "error", "message", "type", "param", "code"}``."""
-    if not isinstance(body, dict):
-        return [f"expected a JSON object, got {type(body).__name__}"]
-    if isinstance(body.get("error"), dict):
-        info, where = body["error"], "error."
-    elif body.get("object") == "error":
-        info, where = body, ""
-    else:
-        keys = ", ".join(sorted(map(str, body))) or "none"
-        return [f'neither {{"error": {{...}}}} nor {{"object": "error", ...}} (keys: {keys})']
-    out = []
-    if not isinstance(info.get("message"), str) or not info["message"]:
-        out.append(f"{where}message missing or empty")
-    if not isinstance(info.get("type"), str):
-        out.append(f"{where}type missing")
-    if "param" not in info:
-        out.append(f"{where}param missing")
-    code = info.get("code")
-    if not isinstance(code, int) or isinstance(code, bool):
-        out.append(f"{where}code missing or not an integer")
-    return out

@@ -180,7 +180,8 @@ def target_info(target: Target) -> dict[str, Any]:
         "pp": target.pp,
         "device": target.device,
         "launcher": target.launcher,
-        "url": redact_url(target.url) if target.url else None,
+        # where an external server answers (credentials cut); None when launched here
+        "url": redact_url(url) if (url := getattr(target.launch, "url", None)) else None,
         "max_model_len": target.max_model_len,
         "args": redact_argv(target.args),
         "env_names": sorted(k for k, _ in target.env),
@@ -199,9 +200,11 @@ def model_identity(target: Target, model_path: str | None) -> dict[str, Any]:
     every session end is too slow, so the hash covers the config files' bytes and
     the weight files' names and sizes: a re-quantized or re-exported checkpoint
     changes it; an in-place edit of weights keeping every size does not.
+    ``model_path`` is the served checkpoint as this machine sees it (None: the
+    server's model is not here, e.g. served elsewhere, or it was never resolved).
     """
-    path = Path(model_path) if model_path else (None if target.is_embedded else target.model_path)
-    if target.launcher == "external" or path is None or not path.exists():
+    path = Path(model_path) if model_path else None
+    if path is None or not path.exists():
         return {"model_hash": None, "model_hash_method": "not visible from here"}
     marker = path / "llmserve-build.json"
     if marker.is_file():

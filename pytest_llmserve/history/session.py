@@ -115,7 +115,7 @@ def finish(
             target=target,
             results=results,
             server=asdict(start) if start else {},
-            framework_version=_version(target.framework),
+            framework_version=_version(target.framework, start),
             model_path=start.model_path if start else None,
             machine=host,
             project=project,
@@ -169,11 +169,15 @@ def finish(
     return out
 
 
-def _version(framework: str) -> str | None:
+def _version(framework: str, start: StartRecord | None) -> str | None:
+    """The version the server reported; else the one installed here, said to be that."""
+    if start is not None and start.server_version:
+        return start.server_version
     try:
-        return registry.get(framework).version()
+        installed = registry.get(framework).version()
     except Exception:  # an unknown or broken framework module must not lose the record
         return None
+    return None if installed is None else f"{installed}, installed here"
 
 
 def _cost(table: CostTable | None, target: Target, figures: dict[str, Figure]) -> dict[str, Any]:

@@ -24,17 +24,19 @@ _SECRET_FLAG = re.compile(r"(key|token|secret|passw|auth|credential|cookie)", re
 _MIN_SECRET_LEN = 8  # shorter "secrets" would mask ordinary words in logs
 
 
-def ensure_api_key(target: Target) -> Secret | None:
-    """The target's key, generated into its variable for a launched target when unset."""
+def ensure_api_key(target: Target, *, generate: bool) -> Secret | None:
+    """The target's key; when unset, generated into its variable if ``generate`` (a server
+    this session launches), else an error: a server started elsewhere has its own key."""
     if not target.api_key_env:
         return None
     key = target.api_key()
     if key:
         return key
-    if target.launcher != "process":
+    if not generate:
         raise ServerStartError(
             f"{target.name}: api_key_env: environment variable {target.api_key_env} is not set "
-            "(an external server's key must be given; only launched servers get a generated one)"
+            f"(launcher {target.launcher!r} does not start the server, so its key must be "
+            "given; only servers this session launches get a generated one)"
         )
     key = Secret(secrets.token_urlsafe(24))
     os.environ[target.api_key_env] = key

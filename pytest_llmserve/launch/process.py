@@ -1,10 +1,9 @@
-"""A server as a local process group: free port, log file, readiness, clean stop.
+"""The process launcher: a server as a local process group, with a free port and a log file.
 
 The server's output goes straight to a log file (an unread pipe fills up and
 blocks the server). The process leads its own session, so stopping it signals the
 whole group: terminate, wait, kill. Whatever escaped the group is found by its
-label. Any exception during startup, KeyboardInterrupt included, stops what was
-started before it propagates.
+label (``launch.labels``), and so are the leftovers of a killed session.
 """
 
 from __future__ import annotations
@@ -16,25 +15,61 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
-from pytest_llmserve.errors import ServerStartError
 from pytest_llmserve.frameworks.base import EngineFacts, Framework
 from pytest_llmserve.launch import auth, labels
+from pytest_llmserve.launch.launcher import StartContext
 from pytest_llmserve.launch.ports import free_port
-from pytest_llmserve.launch.readiness import NotReady, ReadyReport, standard_probes, wait_ready
-from pytest_llmserve.launch.server import read_tail
+from pytest_llmserve.launch.readiness import ReadyReport
+from pytest_llmserve.launch.server import Server, read_tail
 from pytest_llmserve.profile.model import Target
 
 HOST = "127.0.0.1"
 STOP_GRACE_S = 20.0
+STARTUP_LOG_MAX_BYTES = 4_000_000
 _PORT_TAKEN = ("address already in use", "errno 98")
 
 
+@dataclass(frozen=True)
+class ProcessSettings:
+    """The process launcher reads no keys of its own: argv and env come from the framework."""
+
+
+class ProcessLauncher:
+    name = "process"
+    keys: tuple[str, ...] = ()
+    launches = True
+    local_model = True
+
+    def settings(self, values: Mapping[str, Any], where: str) -> ProcessSettings:
+        return ProcessSettings()
+
+    def spawn(self, target: Target, framework: Framework, ctx: StartContext) -> ProcessServer:
+        server = ProcessServer(target, framework, ctx.model_path(target), ctx.log_path(target))
+        server.launch()
+        return server
+
+    def retry_after(self, log_tail: str) -> bool:
+        # Another process took the port between our probe and the server's bind.
+        return any(s in log_tail.lower() for s in _PORT_TAKEN)
+
+    def sweep_orphans(self) -> list[str]:
+        return [
+            f"process {p.pid} ({p.cmdline[:120]}) of gone session {p.owner}"
+            for p in labels.sweep_orphans()
+        ]
+
+
 class ProcessServer:
-    """One server process for one target; start with ``ProcessServer.start``."""
+    """One server process for one target; ``launch.start.start_server`` makes it ready."""
+
+    launched_here = True
 
     def __init__(
         self, target: Target, framework: Framework, model_path: str, log_path: Path
@@ -46,74 +81,54 @@ class ProcessServer:
         self.served_name = target.served_name or target.name
         self.server_id = uuid.uuid4().hex[:12]
         self.base_url = ""
+        self.started_at = 0.0
         self.ready = ReadyReport()
         self.facts = EngineFacts()
+        self.version: str | None = None
+        self._log_start = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def start(
         cls, target: Target, framework: Framework, model_path: str, log_path: Path
-    ) -> ProcessServer:
-        """Launch and wait until ready; on any failure nothing of it is left running."""
-        server = cls(target, framework, model_path, log_path)
-        try:
-            server._launch_until_ready()
-        except BaseException:
-            server.stop()
-            raise
-        server.facts = framework.engine_facts(
-            read_tail(log_path, lines=100_000, max_bytes=4_000_000)
-        )
-        return server
+    ) -> Server:
+        """One target through the shared start sequence, with this launcher and this model."""
+        from pytest_llmserve.launch.start import start_server
 
-    def _launch_until_ready(self) -> None:
+        ctx = StartContext(model_path=lambda _t: model_path, log_path=lambda _t: log_path)
+        return start_server(ProcessLauncher(), target, framework, ctx)
+
+    @property
+    def local_model(self) -> Path | None:
+        path = Path(self.model_path)
+        return path if path.exists() else None
+
+    def launch(self) -> None:
+        """Start the process on a free port, its output appended to the log file."""
         assert self.log_path is not None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        auth.ensure_api_key(self.target)  # before the spec: the framework passes it by env
-        for attempt in (1, 2):
-            port = free_port(HOST)
-            self.base_url = f"http://{HOST}:{port}"
-            spec = self.framework.launch_spec(self.target, self.model_path, HOST, port)
-            env = {
-                **os.environ,
-                **spec.env,
-                labels.OWNER_VAR: labels.owner_label(),
-                labels.SERVER_VAR: self.server_id,
-            }
-            with self.log_path.open("ab") as log:
-                argv = shlex.join(auth.redact_argv(spec.argv))
-                log.write(f"# llmserve: attempt {attempt}: {argv}\n".encode())
-                log.flush()
-                started = time.monotonic()
-                self._proc = subprocess.Popen(
-                    spec.argv,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    env=env,
-                    start_new_session=True,
-                )
-            probes = standard_probes(
-                self.framework.health_path, self.framework.models_path, self.served_name
+        port = free_port(HOST)
+        self.base_url = f"http://{HOST}:{port}"
+        spec = self.framework.launch_spec(self.target, self.model_path, HOST, port)
+        env = {
+            **os.environ,
+            **spec.env,
+            labels.OWNER_VAR: labels.owner_label(),
+            labels.SERVER_VAR: self.server_id,
+        }
+        with self.log_path.open("ab") as log:
+            self._log_start = log.tell()
+            log.write(f"# llmserve: {shlex.join(auth.redact_argv(spec.argv))}\n".encode())
+            log.flush()
+            self.started_at = time.monotonic()
+            self._proc = subprocess.Popen(
+                spec.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
             )
-            try:
-                self.ready = wait_ready(
-                    self.base_url,
-                    probes,
-                    self.exited,
-                    self.target.startup_timeout_s,
-                    started_at=started,
-                    headers=auth.auth_headers(self.target),
-                )
-                return
-            except NotReady as exc:
-                tail = self.log_tail()
-                self._stop_process()
-                if attempt == 1 and any(s in tail.lower() for s in _PORT_TAKEN):
-                    continue  # another process took the port between our probe and its bind
-                raise ServerStartError(
-                    f"{self.target.name}: {exc}", tail, str(self.log_path)
-                ) from None
 
     def exited(self) -> str | None:
         if self._proc is None:
@@ -124,6 +139,15 @@ class ProcessServer:
         if rc < 0:
             return f"was killed by {signal.Signals(-rc).name}"
         return f"exited with code {rc}"
+
+    def startup_log(self) -> str:
+        """This launch's output (an earlier attempt's lines in the same file are not read)."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as f:
+            f.seek(self._log_start)
+            text = f.read(STARTUP_LOG_MAX_BYTES).decode("utf-8", errors="replace")
+        return auth.redact(text, self.target.api_key())
 
     def log_tail(self, lines: int = 40) -> str:
         # Failure messages quote this tail: a key the server echoed must not reach them.

@@ -2,7 +2,7 @@
 
 "Connection refused" means "still starting"; a process that exited means "failed".
 Ready = every probe passed in order: process alive → health 200 → the model is
-listed → a one-token completion succeeds. Each probe's pass time is recorded.
+listed → a one-token generation succeeds. Each probe's pass time is recorded.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from pytest_llmserve.frameworks.base import Framework
 
 
 class NotReady(Exception):
@@ -57,20 +59,31 @@ def model_listed(models_path: str, served_name: str) -> Probe:
     return Probe(f"{served_name} listed", check)
 
 
-def one_token(served_name: str) -> Probe:
+def one_token(path: str, body: dict[str, Any]) -> Probe:
+    """The framework's smallest real generation (``Framework.readiness_request``)."""
+
     def check(http: httpx.Client) -> str | None:
-        body = {"model": served_name, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
-        r = http.post("/v1/completions", json=body)
+        r = http.post(path, json=body)
         if r.status_code != 200:
-            return f"POST /v1/completions → {r.status_code}: {r.text[:200]}"
-        return None if _json(r).get("choices") else "completion had no choices"
+            return f"POST {path} → {r.status_code}: {r.text[:200]}"
+        answer = _json(r)
+        if not answer or "error" in answer:
+            return f"POST {path} → 200 without an answer: {r.text[:200]}"
+        if "choices" in answer and not answer["choices"]:
+            return "completion had no choices"
+        return None
 
-    return Probe("1-token completion", check)
+    return Probe("1-token generation", check)
 
 
-def standard_probes(health_path: str, models_path: str, served_name: str) -> list[Probe]:
+def standard_probes(framework: Framework, served_name: str) -> list[Probe]:
     """Process alive (asked by ``wait_ready``) → health → model listed → one token."""
-    return [http_ok(health_path), model_listed(models_path, served_name), one_token(served_name)]
+    paths = framework.paths
+    return [
+        http_ok(paths.health),
+        model_listed(paths.models, served_name),
+        one_token(*framework.readiness_request(served_name)),
+    ]
 
 
 def _json(r: httpx.Response) -> dict[str, Any]:

@@ -1,28 +1,54 @@
-"""What a running server looks like to the rest of the plugin, whoever launched it."""
+"""What a running server looks like to the rest of the plugin, whoever launched it.
+
+Checks ask a server what it can do (was it launched here, is its model on this
+machine, which processes are its own, which version does it report), never which
+launcher started it: a new launcher then needs no change anywhere else.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Protocol
 
-from pytest_llmserve.frameworks.base import EngineFacts
+from pytest_llmserve.frameworks.base import EngineFacts, Framework
 from pytest_llmserve.launch.readiness import ReadyReport
 from pytest_llmserve.profile.model import Target
 
 
 class Server(Protocol):
-    """A ready server for one target; ``stop`` is safe to call more than once."""
+    """A server for one target; ``stop`` is safe to call more than once.
+
+    A launcher returns it started but not yet ready; ``launch.start`` waits for it
+    and fills in ``ready``, ``facts`` and ``version``.
+    """
 
     target: Target
+    framework: Framework
     base_url: str
     served_name: str
-    model_path: str
+    model_path: str  # as the server was given it (may be a path only the server sees)
     log_path: Path | None
+    started_at: float  # time.monotonic() at launch; readiness is timed from it
     ready: ReadyReport
     facts: EngineFacts
+    version: str | None  # as the running server reports it, else None
+
+    @property
+    def launched_here(self) -> bool:
+        """Started (and stopped) by this session: its startup time is ours to measure."""
+        ...
+
+    @property
+    def local_model(self) -> Path | None:
+        """The served model as a folder or file on this machine; None when it is not here."""
+        ...
 
     def exited(self) -> str | None:
         """None while the server should be answering, else why it is gone."""
+        ...
+
+    def startup_log(self) -> str:
+        """Its own output from launch on ('' when we do not hold its log)."""
         ...
 
     def log_tail(self, lines: int = 40) -> str:
@@ -30,7 +56,7 @@ class Server(Protocol):
         ...
 
     def pids(self) -> list[int]:
-        """Every process of the server (for memory accounting); empty when remote."""
+        """Every process of the server on this machine (memory accounting); empty when remote."""
         ...
 
     def stop(self) -> None: ...

@@ -38,8 +38,8 @@ def model_args(
         "tokenized_requests": True,
         "max_length": max_length or target.max_model_len or 2048,
     }
-    local = Path(server.model_path) if server.model_path else None
-    if target.launcher != "external" and local is not None and local.is_dir():
+    local = server.local_model
+    if local is not None and local.is_dir():  # an HF checkpoint folder has its tokenizer
         args |= {"tokenizer_backend": "huggingface", "tokenizer": str(local)}
     else:
         args |= {"tokenizer_backend": "remote"}

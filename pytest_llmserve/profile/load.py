@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmserve.errors import ProfileError
-from pytest_llmserve.frameworks import registry
+from pytest_llmserve.frameworks import registry as frameworks
+from pytest_llmserve.launch import registry as launchers
 from pytest_llmserve.models import catalog
 from pytest_llmserve.profile.cost import parse_cost
 from pytest_llmserve.profile.model import (
     DEVICES,
     EMBEDDED_PREFIX,
     KV_CACHE_DTYPES,
-    LAUNCHERS,
     PRECISIONS,
     QUANT_METHODS,
     Profile,
@@ -30,8 +30,6 @@ from pytest_llmserve.profile.model import (
 from pytest_llmserve.profile.validate import validate_checks
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# Launchers whose code exists; the others are known words that fail with a clear message.
-IMPLEMENTED_LAUNCHERS = ("process", "external")
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ def _const(values: tuple[str, ...]) -> Callable[[], tuple[str, ...]]:
 
 _FIELDS: dict[str, _Field] = {
     "name": _Field(str, required=True),
-    "framework": _Field(str, registry.names, required=True),
+    "framework": _Field(str, frameworks.names, required=True),
     "model": _Field(str, required=True),
     "precision": _Field(str, _const(PRECISIONS), required=True),
     "method": _Field(str, _const(QUANT_METHODS)),
@@ -55,8 +53,7 @@ _FIELDS: dict[str, _Field] = {
     "tp": _Field(int),
     "pp": _Field(int),
     "device": _Field(str, _const(DEVICES)),
-    "launcher": _Field(str, _const(LAUNCHERS)),
-    "url": _Field(str),
+    "launcher": _Field(str, launchers.names),
     "served_name": _Field(str),
     "max_model_len": _Field(int),
     "args": _Field(list),
@@ -154,11 +151,11 @@ def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, A
 
 
 def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
+    owners = {key: launcher.name for launcher in launchers.all_launchers() for key in launcher.keys}
     for key in values:
-        if key not in _FIELDS:
-            raise ProfileError(
-                f"{where}: unknown field {key!r} (valid: {', '.join(sorted(_FIELDS))})"
-            )
+        if key not in _FIELDS and key not in owners:
+            valid = ", ".join(sorted({*_FIELDS, *owners}))
+            raise ProfileError(f"{where}: unknown field {key!r} (valid: {valid})")
     for key, spec in _FIELDS.items():
         if key not in values:
             if spec.required:
@@ -190,18 +187,12 @@ def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
             "(letters, digits, '_'), never the key itself"
         )
 
-    launcher = values.get("launcher", "process")
-    if launcher not in IMPLEMENTED_LAUNCHERS:
-        raise ProfileError(
-            f"{where}: launcher: {launcher!r} is not available yet "
-            f"(available: {', '.join(IMPLEMENTED_LAUNCHERS)})"
-        )
-    if launcher == "external" and not values.get("url"):
-        raise ProfileError(f"{where}: url: required when launcher is 'external'")
-    if launcher != "external" and values.get("url"):
-        raise ProfileError(f"{where}: url: only valid with launcher = 'external'")
-
-    model = _model(values["model"], values, where, base_dir, launcher)
+    launcher = launchers.get(values.get("launcher", launchers.DEFAULT))
+    for key, owner in owners.items():
+        if key in values and owner != launcher.name:
+            raise ProfileError(f"{where}: {key}: only valid with launcher = {owner!r}")
+    settings = launcher.settings({k: values[k] for k in launcher.keys if k in values}, where)
+    model = _model(values["model"], values, where, base_dir, local=launcher.local_model)
     return Target(
         name=name,
         framework=values["framework"],
@@ -212,8 +203,8 @@ def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
         tp=values.get("tp", 1),
         pp=values.get("pp", 1),
         device=values.get("device", "cpu"),
-        launcher=launcher,
-        url=values.get("url"),
+        launcher=launcher.name,
+        launch=settings,
         served_name=values.get("served_name"),
         max_model_len=values.get("max_model_len"),
         args=tuple(args),
@@ -241,7 +232,7 @@ def _check_field(where: str, key: str, value: Any, spec: _Field) -> None:
             )
 
 
-def _model(model: str, values: dict[str, Any], where: str, base_dir: Path, launcher: str) -> str:
+def _model(model: str, values: dict[str, Any], where: str, base_dir: Path, *, local: bool) -> str:
     if model.startswith(EMBEDDED_PREFIX):
         try:
             catalog.variant_for(
@@ -250,7 +241,7 @@ def _model(model: str, values: dict[str, Any], where: str, base_dir: Path, launc
         except KeyError as exc:
             raise ProfileError(f"{where}: model: {exc.args[0]}") from None
         return model
-    if launcher != "process":
+    if not local:
         return model  # the model lives where the server runs
     path = Path(model).expanduser()
     if not path.is_absolute():

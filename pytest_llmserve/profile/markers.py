@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_llmserve.profile.model import KNOWN_FRAMEWORKS, PRECISIONS, Target
+from pytest_llmserve.frameworks import registry
+from pytest_llmserve.profile.model import PRECISIONS, Target
 
 _DESCRIPTIONS = {
     "gpu": "runs against a target served on GPU",
@@ -16,7 +17,7 @@ _DESCRIPTIONS = {
 
 def marker_lines() -> list[str]:
     """The `markers` ini lines for every marker a target can carry."""
-    lines = [f"{fw}: runs against a {fw} target (pytest-llmserve)" for fw in KNOWN_FRAMEWORKS]
+    lines = [f"{fw}: runs against a {fw} target (pytest-llmserve)" for fw in registry.names()]
     lines += [f"{name}: {text} (pytest-llmserve)" for name, text in _DESCRIPTIONS.items()]
     lines += [
         f"precision_{p}: runs against a target served at {p} (pytest-llmserve)" for p in PRECISIONS

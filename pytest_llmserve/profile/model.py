@@ -14,9 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pytest_llmserve.profile.cost import CostTable
 
-# Every framework the design knows; markers exist for all of them so that
-# `-m tgi` is a valid expression even before a TGI module is registered.
-KNOWN_FRAMEWORKS = ("vllm", "tgi", "trtllm", "sglang", "llamacpp")
+# Framework and launcher names are not listed here: their registries
+# (``frameworks.registry``, ``launch.registry``) are the one source of them.
 
 # Weight (and activation) precision of the served model. The quantization method
 # (gptq, awq, smoothquant...) is a separate field: `precision_int4` selects every
@@ -25,7 +24,6 @@ PRECISIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
 QUANT_METHODS = ("gptq", "awq", "smoothquant", "dynamic")
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 DEVICES = ("cpu", "gpu")
-LAUNCHERS = ("process", "docker", "external")
 
 EMBEDDED_PREFIX = "embedded:"
 
@@ -56,7 +54,9 @@ class Target:
     pp: int = 1
     device: str = "cpu"
     launcher: str = "process"
-    url: str | None = None
+    # The launcher's own typed settings, parsed by it from the keys it owns (the
+    # external launcher's ``url``); frozen, so a Target stays hashable.
+    launch: Any = None
     served_name: str | None = None
     max_model_len: int | None = None
     args: tuple[str, ...] = ()
