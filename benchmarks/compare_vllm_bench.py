@@ -19,8 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from pytest_llmserve.frameworks.vllm import VLLM
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.frameworks.vllm import METRICS, VLLM
 from pytest_llmserve.launch.process import ProcessServer
+from pytest_llmserve.launch.server import Server
 from pytest_llmserve.load import workload as wl
 from pytest_llmserve.load.runner import Schedule, run_sync
 from pytest_llmserve.measure import prometheus as prom
@@ -28,6 +30,8 @@ from pytest_llmserve.measure.latency import run_metrics
 from pytest_llmserve.models import catalog
 from pytest_llmserve.models.embedded import ensure_variant
 from pytest_llmserve.profile.model import Target
+
+METRICS_PATH = METRICS.path
 
 VLLM_BENCH = """
 import argparse, sys
@@ -58,24 +62,19 @@ def server_view(before: prom.Scrape, after: prom.Scrape) -> dict[str, float | No
     return out
 
 
-def warm_up(server: ProcessServer, concurrency: int) -> None:
+def warm_up(server: Server, concurrency: int) -> None:
     """Untimed requests first, so no run (nor the scrapes around it) includes warm-up."""
-    ids = wl.server_token_ids(server.base_url, server.served_name, wl.corpus_text())
+    endpoint = Endpoint.of(server)
+    ids = wl.server_token_ids(endpoint, wl.corpus_text())
     prompts = wl.synthetic(ids, concurrency, wl.Lengths(128), wl.Lengths(64), seed=2)
-    run_sync(
-        server.base_url,
-        server.served_name,
-        prompts,
-        Schedule(requests=concurrency, concurrency=concurrency),
-    )
+    run_sync(endpoint, prompts, Schedule(requests=concurrency, concurrency=concurrency))
 
 
-def ours(server: ProcessServer, n: int, concurrency: int) -> dict[str, Any]:
-    ids = wl.server_token_ids(server.base_url, server.served_name, wl.corpus_text())
+def ours(server: Server, n: int, concurrency: int) -> dict[str, Any]:
+    endpoint = Endpoint.of(server)
+    ids = wl.server_token_ids(endpoint, wl.corpus_text())
     prompts = wl.synthetic(ids, n, wl.Lengths(128), wl.Lengths(64), seed=1)
-    run = run_sync(
-        server.base_url, server.served_name, prompts, Schedule(requests=n, concurrency=concurrency)
-    )
+    run = run_sync(endpoint, prompts, Schedule(requests=n, concurrency=concurrency))
     m = run_metrics(run)
     return {
         "output_tok_s": m.output_throughput.point,
@@ -94,7 +93,7 @@ def ours(server: ProcessServer, n: int, concurrency: int) -> dict[str, Any]:
     }
 
 
-def theirs(server: ProcessServer, model_dir: Path, n: int, concurrency: int) -> dict[str, Any]:
+def theirs(server: Server, model_dir: Path, n: int, concurrency: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as out:
         args = [
             "--backend",
@@ -189,12 +188,12 @@ def main() -> None:
     try:
         rows: dict[str, dict[str, Any]] = {}
         warm_up(server, args.concurrency)
-        before = prom.scrape(server.base_url)
+        before = prom.scrape(server.base_url, METRICS_PATH)
         rows["pytest-llmserve"] = ours(server, args.prompts, args.concurrency)
-        mid = prom.scrape(server.base_url)
+        mid = prom.scrape(server.base_url, METRICS_PATH)
         rows["/metrics (our run)"] = server_view(before, mid)
         rows["vllm bench serve"] = theirs(server, model_dir, args.prompts, args.concurrency)
-        rows["/metrics (its run)"] = server_view(mid, prom.scrape(server.base_url))
+        rows["/metrics (its run)"] = server_view(mid, prom.scrape(server.base_url, METRICS_PATH))
     finally:
         server.stop()
     print(

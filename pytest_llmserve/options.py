@@ -105,14 +105,23 @@ class Settings:
     report_off: bool = False
 
 
+def argparse_help(text: str) -> str:
+    """``text`` as argparse help: argparse %-formats it, so a literal ``%`` is doubled.
+
+    Ini help is printed as written, so only the command-line twin is escaped.
+    """
+    return text.replace("%", "%%")
+
+
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmserve", "LLM serving readiness (pytest-llmserve)")
     for opt in OPTIONS:
+        cli_help = argparse_help(opt.help)
         if opt.repeatable:
-            group.addoption(opt.flag, action="append", dest=opt.dest, default=None, help=opt.help)
+            group.addoption(opt.flag, action="append", dest=opt.dest, default=None, help=cli_help)
             parser.addini(opt.ini, f"{opt.help} (one per line)", type="linelist", default=[])
         else:
-            group.addoption(opt.flag, dest=opt.dest, default=None, help=opt.help)
+            group.addoption(opt.flag, dest=opt.dest, default=None, help=cli_help)
             parser.addini(opt.ini, opt.help, default=opt.default)
 
 

@@ -1,7 +1,7 @@
 """Auth: a target with an API key (profile ``api_key_env``) refuses requests without
-it or with a wrong one (401) and serves them with it; what its health, metrics,
-models and tokenize endpoints answer without a key is reported, not judged (vLLM
-documents that only ``/v1/...`` is guarded). Targets without a key skip.
+it or with a wrong one (401) and serves them with it; what the endpoints its
+framework leaves open on purpose (``open_paths``: health, metrics, models,
+tokenize...) answer without a key is reported, not judged. Targets without a key skip.
 """
 
 from __future__ import annotations
@@ -12,30 +12,30 @@ import pytest
 
 from pytest_llmserve.checklist import auth as auth_check
 from pytest_llmserve.checklist.results import Figure, TargetResults
-from pytest_llmserve.launch.server import Server
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.profile.model import Target
 
 Judge = Callable[..., None]
 
 
 @pytest.fixture
-def probed(llm_server: Server) -> auth_check.AuthProbe:
-    t = llm_server.target
-    key = t.api_key()
-    if not key:
-        pytest.skip(f"target {t.name} sets no api_key_env: the server takes no API key")
-    return auth_check.probe(llm_server.base_url, llm_server.served_name, key)
+def probed(llm_target: Target, llm_endpoint: Endpoint) -> auth_check.AuthProbe:
+    if not llm_target.api_key():
+        pytest.skip(f"target {llm_target.name} sets no api_key_env: the server takes no API key")
+    return auth_check.probe(llm_endpoint)
 
 
 def test_requests_need_the_api_key(
     probed: auth_check.AuthProbe, llm_results: TargetResults, llm_judge: Judge
 ) -> None:
+    post = probed.path
     llm_results.add(
         Figure("auth_without_key_status", probed.without_key, "HTTP status",
-               definition="POST /v1/completions without Authorization"),
+               definition=f"POST {post} without Authorization"),
         Figure("auth_wrong_key_status", probed.wrong_key, "HTTP status",
-               definition="POST /v1/completions with a random wrong bearer key"),
+               definition=f"POST {post} with a random wrong bearer key"),
         Figure("auth_with_key_status", probed.with_key, "HTTP status",
-               definition="POST /v1/completions with the target's key"),
+               definition=f"POST {post} with the target's key"),
     )  # fmt: skip
     llm_judge(*auth_check.auth_verdicts(probed))
 

@@ -17,14 +17,13 @@ import pytest
 from pytest_llmserve.checklist import metrics_contract as mc
 from pytest_llmserve.checklist.performance import PerfHarness
 from pytest_llmserve.checklist.results import Figure, TargetResults
-from pytest_llmserve.frameworks import registry
+from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.frameworks.contract import MetricContract
-from pytest_llmserve.launch.auth import auth_headers
-from pytest_llmserve.launch.server import Server
 from pytest_llmserve.load.runner import Schedule, run_sync
 from pytest_llmserve.measure.prometheus import Scrape
 from pytest_llmserve.profile.checks import Workload
 from pytest_llmserve.profile.contract_checks import MetricsChecks, metrics_checks
+from pytest_llmserve.profile.model import Target
 
 Judge = Callable[..., None]
 
@@ -44,38 +43,39 @@ _RUNS: dict[str, AroundRun] = {}
 
 
 @pytest.fixture
-def contract(llm_server: Server) -> MetricContract:
-    found = registry.get(llm_server.target.framework).metric_contract()
-    return found or pytest.skip(f"{llm_server.target.framework} has no metrics endpoint")
+def contract(llm_endpoint: Endpoint) -> MetricContract:
+    found = llm_endpoint.framework.metric_contract()
+    return found or pytest.skip(f"{llm_endpoint.framework.name} has no metrics endpoint")
 
 
 @pytest.fixture
-def endpoint(llm_server: Server, contract: MetricContract) -> mc.Endpoint:
-    return mc.fetch(llm_server.base_url, contract.path, auth=auth_headers(llm_server.target))
+def metrics_page(llm_endpoint: Endpoint, contract: MetricContract) -> mc.Endpoint:
+    """One GET of the framework's metrics endpoint."""
+    return mc.fetch(llm_endpoint.base_url, contract.path, auth=llm_endpoint.headers)
 
 
 @pytest.fixture
-def around_run(llm_server: Server, llm_perf: PerfHarness, contract: MetricContract) -> AroundRun:
+def around_run(
+    llm_target: Target, llm_endpoint: Endpoint, llm_perf: PerfHarness, contract: MetricContract
+) -> AroundRun:
     """The load run for this target, done once: scrape, run, scrape, wait for idle."""
-    name = llm_server.target.name
+    name = llm_target.name
     if name not in _RUNS:
-        spec = metrics_checks(llm_server.target.checks, f"target {name}")
+        spec = metrics_checks(llm_target.checks, f"target {name}")
         workload = Workload(input_tokens=spec.input_tokens, output_tokens=spec.output_tokens)
+        if why := llm_perf.not_measurable(workload):
+            pytest.skip(why)
         prompts = llm_perf.prompts(workload, spec.requests)
 
         def scrape() -> mc.Endpoint:
-            return mc.fetch(
-                llm_server.base_url, contract.path, auth=auth_headers(llm_server.target)
-            )
+            return mc.fetch(llm_endpoint.base_url, contract.path, auth=llm_endpoint.headers)
 
         # Settled first: an earlier test's counters landing late would count as ours.
         before = mc.settled(scrape, contract, spec.idle_timeout_s)
         if before.scrape is None:
             pytest.fail(f"cannot scrape before the run: {before.problem}", pytrace=False)
-        run = run_sync(llm_server.base_url, llm_server.served_name, prompts,
-                       Schedule(spec.requests, spec.concurrency),
-                       api_key=llm_server.target.api_key())  # fmt: skip
-        idle = mc.wait_idle(scrape, contract, llm_server.served_name, spec.idle_timeout_s)
+        run = run_sync(llm_endpoint, prompts, Schedule(spec.requests, spec.concurrency))
+        idle = mc.wait_idle(scrape, contract, llm_endpoint.served_name, spec.idle_timeout_s)
         after = mc.settled(scrape, contract, spec.idle_timeout_s)
         if after.scrape is None:
             pytest.fail(f"cannot scrape after the run: {after.problem}", pytrace=False)
@@ -83,37 +83,37 @@ def around_run(llm_server: Server, llm_perf: PerfHarness, contract: MetricContra
     return _RUNS[name]
 
 
-def test_metrics_endpoint_serves_prometheus_text(endpoint: mc.Endpoint) -> None:
-    problems = mc.endpoint_problems(endpoint)
+def test_metrics_endpoint_serves_prometheus_text(metrics_page: mc.Endpoint) -> None:
+    problems = mc.endpoint_problems(metrics_page)
     assert not problems, "; ".join(problems)
 
 
 def test_required_families_exist_with_their_types(
-    endpoint: mc.Endpoint, contract: MetricContract
+    metrics_page: mc.Endpoint, contract: MetricContract
 ) -> None:
-    assert endpoint.scrape is not None, endpoint.problem
-    problems = mc.family_problems(endpoint.scrape, contract)
+    assert metrics_page.scrape is not None, metrics_page.problem
+    problems = mc.family_problems(metrics_page.scrape, contract)
     assert not problems, "\n".join(problems)
 
 
 def test_metrics_name_the_served_model(
-    endpoint: mc.Endpoint, contract: MetricContract, llm_server: Server
+    metrics_page: mc.Endpoint, contract: MetricContract, llm_endpoint: Endpoint
 ) -> None:
-    assert endpoint.scrape is not None, endpoint.problem
+    assert metrics_page.scrape is not None, metrics_page.problem
     if contract.model_label is None:
-        pytest.skip(f"{llm_server.target.framework} labels no metric with the model")
-    problems = mc.label_problems(endpoint.scrape, contract, llm_server.served_name)
+        pytest.skip(f"{llm_endpoint.framework.name} labels no metric with the model")
+    problems = mc.label_problems(metrics_page.scrape, contract, llm_endpoint.served_name)
     assert not problems, "\n".join(problems)
 
 
 def test_counters_count_what_was_served(
     around_run: AroundRun,
     contract: MetricContract,
-    llm_server: Server,
+    llm_endpoint: Endpoint,
     llm_results: TargetResults,
     llm_judge: Judge,
 ) -> None:
-    moved = mc.movements(around_run.before, around_run.after, contract, llm_server.served_name,
+    moved = mc.movements(around_run.before, around_run.after, contract, llm_endpoint.served_name,
                          around_run.client, around_run.spec.token_tolerance)  # fmt: skip
     if not moved:
         pytest.fail("no counter or per-request histogram of the contract was found", pytrace=False)

@@ -30,6 +30,13 @@ Judge = Callable[..., None]
 Record = Callable[..., None]
 
 
+@pytest.fixture(autouse=True)
+def measurable(llm_perf: PerfHarness, llm_checks: PerfChecks) -> None:
+    """The workload can be sent to this server (token-id prompts need its tokenizer)."""
+    if why := llm_perf.not_measurable(llm_checks.workload):
+        pytest.skip(why)
+
+
 def test_output_throughput_floor(
     llm_perf: PerfHarness,
     llm_checks: PerfChecks,

@@ -2,8 +2,8 @@
 
 A candidate is only comparable with its baseline on the same token ids and items,
 so the workload (perplexity windows, encoded task items) is made once per
-baseline, through the baseline's own server (/tokenize), and every target judged
-against that baseline is scored on it. Figures are cached for the session: the
+baseline, through the baseline's own server (its tokenize endpoint), and every
+target judged against that baseline is scored on it. Figures are cached for the session: the
 baseline is usually measured by its own tests first (tests run grouped by target
 in profile order), so a candidate later finds its baseline's per-token NLLs and
 per-item results here after the baseline's server has stopped. Only when they
@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 
 from pytest_llmserve.checklist import footprint
 from pytest_llmserve.checklist.results import Figure
-from pytest_llmserve.frameworks import registry
-from pytest_llmserve.launch.auth import auth_headers
+from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.load.workload import server_token_ids
 from pytest_llmserve.measure import perplexity, task_items, tasks
@@ -67,7 +66,10 @@ class AccuracyHarness:
     memory: dict[str, list[Figure]] = field(default_factory=dict)
 
     def measure(self, server: Server, spec: AccuracyChecks) -> AccuracyFigures:
-        """This target's figures on its baseline's workload (measured once per session)."""
+        """This target's figures on its baseline's workload (measured once per session).
+
+        ``perplexity.NotMeasurable`` when the baseline's framework cannot tokenize.
+        """
         workload = self._workload(spec, server if server.target.name == spec.baseline else None)
         return self._measure(server, workload, spec)
 
@@ -97,9 +99,7 @@ class AccuracyHarness:
                 f"context of {target.name} (max_model_len {target.max_model_len})"
             )
 
-        tokenize = perplexity.ServerTokenizer(
-            server.base_url, server.served_name, auth_headers(target)
-        )
+        tokenize = perplexity.ServerTokenizer(Endpoint.of(server))
         try:
             text = perplexity.heldout_text()
             ids = tokenize(text[: spec.ppl_tokens * 8])  # ~4 chars a token: plenty, cheaply
@@ -122,8 +122,7 @@ class AccuracyHarness:
         key = (target.name, workload.baseline)
         if key in self.figures:
             return self.figures[key]
-        framework = registry.get(target.framework)
-        dialect = getattr(framework, "prompt_logprobs", None)
+        endpoint = Endpoint.of(server)
         comparable = self._comparable(server, workload)
         say = self.progress or (lambda line: None)
         say(f"accuracy: {target.name}: scoring {sum(len(w) for w in workload.windows)} tokens "
@@ -132,17 +131,11 @@ class AccuracyHarness:
         note = None
         try:
             ppl = perplexity.measure(
-                server.base_url, server.served_name, [list(w) for w in workload.windows],
-                dialect=dialect, framework=target.framework, concurrency=spec.ppl_concurrency,
-                headers=auth_headers(target),
-            )  # fmt: skip
+                endpoint, [list(w) for w in workload.windows], concurrency=spec.ppl_concurrency
+            )
         except perplexity.NotMeasurable as exc:
             note = str(exc)
-        run = tasks.run(
-            server.base_url, server.served_name, workload.items,
-            dialect=dialect, framework=target.framework, concurrency=spec.concurrency,
-            headers=auth_headers(target),
-        )  # fmt: skip
+        run = tasks.run(endpoint, workload.items, concurrency=spec.concurrency)
         figures = AccuracyFigures(
             target.name, target.precision_label, workload.baseline, ppl, note, run, comparable
         )
@@ -158,10 +151,8 @@ class AccuracyHarness:
         if server.target.name == workload.baseline:
             return None
         try:
-            probe = server_token_ids(
-                server.base_url, server.served_name, PROBE_TEXT, server.target.api_key()
-            )
-        except Exception as exc:  # a framework without /tokenize: say so, do not guess
+            probe = server_token_ids(Endpoint.of(server), PROBE_TEXT)
+        except Exception as exc:  # a framework without a tokenize endpoint: say so, do not guess
             return f"its tokenizer could not be checked against {workload.baseline}'s: {exc}"
         if tuple(probe) != workload.probe:
             return f"its tokenizer differs from {workload.baseline}'s (another model?)"

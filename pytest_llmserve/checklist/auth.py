@@ -1,8 +1,9 @@
 """Auth: a server with an API key refuses requests without it, or with a wrong one.
 
-Each probe sends the same small completion three ways (no key, a wrong key, the
-key) and reads the status; the endpoints a framework leaves open on purpose
-(health, metrics) are reported, not judged. Nothing here puts a key in a message:
+Each probe sends the same small completion (the framework's one-token readiness
+request) three ways (no key, a wrong key, the key) and reads the status; the
+endpoints a framework leaves open on purpose (``Framework.open_paths``: health,
+metrics...) are reported, not judged. Nothing here puts a key in a message:
 reasons name statuses only.
 """
 
@@ -14,10 +15,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from pytest_llmserve.checklist.gate import Verdict
+from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.profile.model import Secret
-
-# Endpoints whose answer without a key is reported (vLLM guards only /v1/...).
-OPEN_PATHS = ("/health", "/metrics", "/v1/models", "/tokenize")
 
 
 @dataclass(frozen=True)
@@ -28,15 +27,19 @@ class AuthProbe:
     wrong_key: int
     with_key: int
     unguarded: dict[str, int] = field(default_factory=dict)  # path -> status without a key
+    path: str = ""  # where the completion was posted
 
 
-def probe(base_url: str, model: str, key: str, timeout_s: float = 60.0) -> AuthProbe:
-    body = {"model": model, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
-    key = Secret(key)  # masked in tracebacks with locals
-    wrong = Secret(secrets.token_urlsafe(24))
+def probe(endpoint: Endpoint, timeout_s: float = 60.0) -> AuthProbe:
+    """Probe a server with a key: ``endpoint.headers`` carries it (``ValueError`` if not)."""
+    if "Authorization" not in endpoint.headers:
+        raise ValueError("the endpoint carries no API key: nothing to probe")
+    framework = endpoint.framework
+    path, body = framework.readiness_request(endpoint.served_name)  # one token, greedy
+    wrong = Secret(secrets.token_urlsafe(24))  # masked in tracebacks with locals
 
     def post(headers: dict[str, str]) -> int:
-        r = httpx.post(f"{base_url}/v1/completions", json=body, headers=headers,
+        r = httpx.post(endpoint.url(path), json=body, headers=headers,
                        timeout=timeout_s, trust_env=False)  # fmt: skip
         return r.status_code
 
@@ -44,14 +47,15 @@ def probe(base_url: str, model: str, key: str, timeout_s: float = 60.0) -> AuthP
         return {"Authorization": Secret(f"Bearer {k}")}
 
     unguarded = {}
-    for path in OPEN_PATHS:
-        if path == "/tokenize":
-            r = httpx.post(f"{base_url}{path}", json={"model": model, "prompt": "Hi"},
+    for open_path in framework.open_paths:
+        if open_path == framework.paths.tokenize:
+            r = httpx.post(endpoint.url(open_path),
+                           json={"model": endpoint.served_name, "prompt": "Hi"},
                            timeout=timeout_s, trust_env=False)  # fmt: skip
         else:
-            r = httpx.get(f"{base_url}{path}", timeout=timeout_s, trust_env=False)
-        unguarded[path] = r.status_code
-    return AuthProbe(post({}), post(bearer(wrong)), post(bearer(key)), unguarded)
+            r = httpx.get(endpoint.url(open_path), timeout=timeout_s, trust_env=False)
+        unguarded[open_path] = r.status_code
+    return AuthProbe(post({}), post(bearer(wrong)), post(dict(endpoint.headers)), unguarded, path)
 
 
 def auth_verdicts(p: AuthProbe) -> list[Verdict]:

@@ -7,6 +7,7 @@ it queued; the verdict rests on how every request ended and how long it took.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -16,10 +17,12 @@ from pytest_llmserve.checklist.gate import Verdict
 from pytest_llmserve.checklist.robustness import (
     POLL_S,
     good_request,
+    metrics_path,
     read_gauges,
     served_after,
     verdict,
 )
+from pytest_llmserve.client.endpoint import Endpoint
 
 # Statuses a server may answer a request it will not take now (overload, queue full).
 REFUSALS = (429, 503)
@@ -36,8 +39,9 @@ class BurstResult:
     max_running: float
     max_waiting: float
     burst_max_s: float
-    polls: int = 0  # /metrics reads that answered while the burst ran
+    polls: int = 0  # metrics reads that answered while the burst ran
     good_request: str | None = None
+    metrics_path: str | None = None  # where the gauges were read, for the report
 
     @property
     def completed(self) -> int:
@@ -53,33 +57,29 @@ class BurstResult:
 
 
 def burst(
-    base_url: str,
-    model: str,
-    framework: str,
-    headers: dict[str, str],
+    endpoint: Endpoint,
     requests: int = 128,
     max_tokens: int = 8,
     burst_max_s: float = 180.0,
 ) -> BurstResult:
     """Send ``requests`` short completions at once; gauges are polled while they run."""
     statuses, errors, wall_s, peaks, polls = asyncio.run(
-        _burst(base_url, model, framework, headers, requests, max_tokens, burst_max_s)
+        _burst(endpoint, requests, max_tokens, burst_max_s)
     )
     result = BurstResult(requests, statuses, errors, wall_s, peaks[0], peaks[1], burst_max_s, polls)
-    result.good_request = good_request(base_url, model, headers)
+    with contextlib.suppress(ValueError):  # no gauges to read: the polls say 0
+        result.metrics_path = metrics_path(endpoint.framework)
+    result.good_request = good_request(endpoint)
     return result
 
 
 async def _burst(
-    base_url: str,
-    model: str,
-    framework: str,
-    headers: dict[str, str],
+    endpoint: Endpoint,
     n: int,
     max_tokens: int,
     bound_s: float,
 ) -> tuple[dict[int, int], list[str], float, tuple[float, float], int]:
-    body = {"model": model, "prompt": "Count to ten:", "max_tokens": max_tokens,
+    body = {"model": endpoint.served_name, "prompt": "Count to ten:", "max_tokens": max_tokens,
             "temperature": 0, "ignore_eos": True}  # fmt: skip
     statuses: dict[int, int] = {}
     errors: list[str] = []
@@ -91,7 +91,7 @@ async def _burst(
 
     async def one(c: httpx.AsyncClient) -> None:
         try:
-            r = await c.post("/v1/completions", json=body)
+            r = await c.post(endpoint.framework.paths.completions, json=body)
             status, text = r.status_code, r.text
         except httpx.HTTPError as exc:
             status, text = 0, f"{type(exc).__name__}: {exc}"
@@ -103,7 +103,7 @@ async def _burst(
         nonlocal polls
         while True:
             try:
-                g = await asyncio.to_thread(read_gauges, base_url, framework, headers)
+                g = await asyncio.to_thread(read_gauges, endpoint)
                 peaks[0] = max(peaks[0], g.running or 0.0)
                 peaks[1] = max(peaks[1], g.waiting or 0.0)
                 polls += 1
@@ -112,8 +112,9 @@ async def _burst(
             await asyncio.sleep(POLL_S)
 
     async with httpx.AsyncClient(
-        base_url=base_url, headers=headers, timeout=timeout, limits=limits, trust_env=False
-    ) as c:
+        base_url=endpoint.base_url, headers=endpoint.headers, timeout=timeout, limits=limits,
+        trust_env=False,
+    ) as c:  # fmt: skip
         watcher = asyncio.create_task(watch())
         start = time.monotonic()
         await asyncio.gather(*(one(c) for _ in range(n)))
@@ -126,7 +127,7 @@ def burst_verdicts(res: BurstResult) -> list[Verdict]:
     summary = (f"{res.requests} requests at once: {res.completed} completed, {res.refused} "
                f"refused ({'/'.join(map(str, REFUSALS))}), {res.bad} other, in {res.wall_s:.1f} s; "
                f"peak running {res.max_running:g}, waiting {res.max_waiting:g} "
-               f"({res.polls} /metrics reads)")  # fmt: skip
+               f"({res.polls} {res.metrics_path or 'metrics'} reads)")  # fmt: skip
     out = []
     fives = sum(c for s, c in res.statuses.items() if s >= 500 and s not in REFUSALS)
     if fives or res.bad:

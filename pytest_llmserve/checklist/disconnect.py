@@ -3,12 +3,13 @@
 Streams ask for many tokens (ignoring EOS) and read every event until they all
 hang up at once, a few events in; the server's gauges must drain, its KV use
 return to idle, its token counter show it stopped generating, and none of them
-finish as ``length``.
+finish as ``length`` (where its metrics say why a request finished:
+``Framework.finished_label``).
 
 The clients count what they read up to the hang-up, so "stopped generating" is
 judged on the tokens generated *after* it, whatever the hold took: on a starved
-machine the first events (or a ``/metrics`` read) can come late, and a check on
-the total would fail a server that aborted at once. A ``/metrics`` read never
+machine the first events (or a metrics read) can come late, and a check on
+the total would fail a server that aborted at once. A metrics read never
 holds the streams open: past ``DURING_WAIT_S`` they hang up without it.
 """
 
@@ -27,6 +28,7 @@ from pytest_llmserve.checklist.robustness import (
     SETTLE_MAX_S,
     Gauges,
     good_request,
+    metrics_path,
     parse_gauges,
     read_gauges,
     served_after,
@@ -34,8 +36,9 @@ from pytest_llmserve.checklist.robustness import (
     signal_names,
     verdict,
 )
+from pytest_llmserve.client.endpoint import Endpoint
 
-# How long the streams wait for the "running at the hang-up" /metrics read.
+# How long the streams wait for the "running at the hang-up" metrics read.
 DURING_WAIT_S = 2.0
 
 
@@ -46,7 +49,7 @@ class DisconnectResult:
     streams: int
     received: list[int]  # events (one token each) every client read before hanging up
     before: Gauges
-    during: Gauges | None  # just before the hang-ups; None: /metrics did not answer in time
+    during: Gauges | None  # just before the hang-ups; None: metrics did not answer in time
     after: Gauges  # at the end of the drain wait
     drain_s: float | None  # hang-up → running and waiting both 0; None: not within the bound
     drain_max_s: float
@@ -56,6 +59,10 @@ class DisconnectResult:
     ran_out: int = 0  # streams that reached their end before the hang-up: nothing to abort
     settled: bool = True  # the server was idle, its counters still, before the streams
     good_request: str | None = None  # None: a request after it succeeded; else what went wrong
+    # The label that says why a request finished (``Framework.finished_label``); None:
+    # the framework's metrics do not say, and "none finished as length" is not measurable.
+    finished_label: str | None = None
+    framework: str = ""  # its name, for the reasons
 
     def finished_delta(self) -> dict[str, float]:
         keys = set(self.before.finished) | set(self.after.finished)
@@ -83,10 +90,7 @@ class DisconnectResult:
 
 
 def disconnect_storm(
-    base_url: str,
-    model: str,
-    framework: str,
-    headers: dict[str, str],
+    endpoint: Endpoint,
     streams: int = 16,
     max_tokens: int = 512,
     after_chunks: int = 3,
@@ -95,19 +99,19 @@ def disconnect_storm(
     settle_max_s: float = SETTLE_MAX_S,
 ) -> DisconnectResult:
     """Open ``streams`` long streams, hang up after ``after_chunks`` events, watch the drain."""
-    before, settled = settle(base_url, framework, headers, settle_max_s)
+    before, settled = settle(endpoint, settle_max_s)
     body = {
-        "model": model, "prompt": "Tell a very long story about a lighthouse keeper.",
+        "model": endpoint.served_name,
+        "prompt": "Tell a very long story about a lighthouse keeper.",
         "max_tokens": max_tokens, "temperature": 0, "stream": True, "ignore_eos": True,
     }  # fmt: skip
     sent = time.monotonic()
     seen, during, reading_s = asyncio.run(
-        _open_and_hang_up(base_url, framework, headers, body, streams, after_chunks,
-                          first_chunk_timeout_s)
+        _open_and_hang_up(endpoint, body, streams, after_chunks, first_chunk_timeout_s)
     )  # fmt: skip
     hung_up = time.monotonic()
     drain_s: float | None = None
-    after = read_gauges(base_url, framework, headers)
+    after = read_gauges(endpoint)
     while True:
         if after.idle:
             drain_s = time.monotonic() - hung_up
@@ -115,16 +119,17 @@ def disconnect_storm(
         if time.monotonic() - hung_up > drain_max_s:
             break
         time.sleep(POLL_S)
-        after = read_gauges(base_url, framework, headers)
+        after = read_gauges(endpoint)
     if drain_s is not None:
         # Counters move when the engine finishes the abort: read them once they are still.
-        after, _ = settle(base_url, framework, headers, max_s=5.0)
+        after, _ = settle(endpoint, max_s=5.0)
     result = DisconnectResult(
         streams, [s.events for s in seen], before, during, after, drain_s, drain_max_s,
         max_tokens, held_s=hung_up - sent, reading_s=reading_s, settled=settled,
         ran_out=sum(s.ended or s.events >= max_tokens for s in seen),
+        finished_label=endpoint.framework.finished_label, framework=endpoint.framework.name,
     )  # fmt: skip
-    result.good_request = good_request(base_url, model, headers)
+    result.good_request = good_request(endpoint)
     return result
 
 
@@ -137,9 +142,7 @@ class _Seen:
 
 
 async def _open_and_hang_up(
-    base_url: str,
-    framework: str,
-    headers: dict[str, str],
+    endpoint: Endpoint,
     body: dict[str, Any],
     streams: int,
     after_chunks: int,
@@ -159,9 +162,11 @@ async def _open_and_hang_up(
     async def one(s: _Seen) -> None:
         # A client per stream: closing it closes its socket, which is what the server sees.
         client = httpx.AsyncClient(
-            base_url=base_url, headers=headers, timeout=timeout_s, trust_env=False
-        )
-        async with client as c, c.stream("POST", "/v1/completions", json=body) as r:
+            base_url=endpoint.base_url, headers=endpoint.headers, timeout=timeout_s,
+            trust_env=False,
+        )  # fmt: skip
+        path = endpoint.framework.paths.completions
+        async with client as c, c.stream("POST", path, json=body) as r:
             if r.status_code != 200:
                 await r.aread()
                 raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
@@ -182,7 +187,7 @@ async def _open_and_hang_up(
         start = time.monotonic()
         await _until(all_reading, tasks, timeout_s)
         reading_s = time.monotonic() - start
-        during = await _gauges_within(base_url, framework, headers, DURING_WAIT_S)
+        during = await _gauges_within(endpoint, DURING_WAIT_S)
     finally:
         for t in tasks:
             t.cancel()
@@ -210,17 +215,19 @@ async def _until(event: asyncio.Event, tasks: list[asyncio.Task[None]], timeout_
         waiter.cancel()
 
 
-async def _gauges_within(
-    base_url: str, framework: str, headers: dict[str, str], wait_s: float
-) -> Gauges | None:
-    """One /metrics reading if the server answers within ``wait_s``; else None."""
+async def _gauges_within(endpoint: Endpoint, wait_s: float) -> Gauges | None:
+    """One metrics reading if the server answers within ``wait_s``; else None."""
+    framework = endpoint.framework
+    url = endpoint.url(metrics_path(framework))
     try:
-        async with httpx.AsyncClient(headers=headers, timeout=wait_s, trust_env=False) as c:
-            r = await asyncio.wait_for(c.get(base_url + "/metrics"), wait_s)
+        async with httpx.AsyncClient(
+            headers=endpoint.headers, timeout=wait_s, trust_env=False
+        ) as c:
+            r = await asyncio.wait_for(c.get(url), wait_s)
             r.raise_for_status()
     except (TimeoutError, httpx.HTTPError):
         return None
-    return parse_gauges(r.text, signal_names(framework))
+    return parse_gauges(r.text, signal_names(framework), framework.finished_label)
 
 
 def disconnect_verdicts(res: DisconnectResult, kv_tolerance: float) -> list[Verdict]:
@@ -270,8 +277,15 @@ def disconnect_verdicts(res: DisconnectResult, kv_tolerance: float) -> list[Verd
     finished = res.finished_delta()
     length = finished.get("length", 0.0)
     running = _g(res.during.running if res.during else None)
+    if res.finished_label is None:
+        out.append(verdict("inconclusive", f"not measurable: {res.framework or 'the framework'}'s "
+                      "metrics do not say why a request finished, so whether the hung-up streams "
+                      f"finished as length cannot be told (running {running} of {n} at the "
+                      "hang-up)", "finished_length", 0.0, None))  # fmt: skip
+        out.append(served_after("the hang-ups", res.good_request))
+        return out
     out.append(verdict("fail" if length > 0 else "pass",
-                  f"request_success by finished_reason after the hang-ups: "
+                  f"request_success by {res.finished_label} after the hang-ups: "
                   f"{_fmt(finished) or 'unchanged'} (hung-up streams must not finish as length; "
                   f"running {running} of {n} at the hang-up)",
                   "finished_length", 0.0, length))  # fmt: skip

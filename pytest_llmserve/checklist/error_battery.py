@@ -1,12 +1,13 @@
 """The error battery: bad requests any OpenAI-compatible server must refuse cleanly.
 
-A production server meets malformed and hostile input every day. Each case here
-is the raw request (bytes and headers, so broken JSON and bad encodings can be
-sent); what the framework answers is declared in its own module
-(``Framework.error_expectations``), never here, so one battery serves every
-framework. A case passes when the answer is that documented 4xx (never a 5xx,
-never a hang), the body is an error in the framework's schema, and the server
-still answers ``/health`` and a good request afterwards.
+A production server meets malformed and hostile input every day. Each case here is
+the raw request (bytes and headers, so broken JSON and bad encodings can be sent) in
+the OpenAI dialect, to the paths the framework serves it at (``Framework.paths``,
+through the case's ``Context``); what the framework answers is declared in its own
+module (``Framework.error_expectations``), never here, so one battery serves every
+framework. A case passes when the answer is that documented 4xx (never a 5xx, never
+a hang), the body is an error in the framework's schema, and the server still
+answers its health path and a good request afterwards.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.frameworks.base import ApiPaths
 
 JSON = {"Content-Type": "application/json"}
 OVERSIZED_BYTES = 64 * 1024 * 1024  # far above any real prompt; below what a host cannot hold
@@ -41,10 +45,12 @@ class BadRequest:
 
 @dataclass(frozen=True)
 class Context:
-    """What a case needs to know about the target: its served name and context length."""
+    """What a case needs to know about the target: its served name, context length and
+    the paths its framework serves (``Framework.paths``)."""
 
     model: str
     max_model_len: int
+    paths: ApiPaths
 
 
 @dataclass(frozen=True)
@@ -65,13 +71,13 @@ def _json(path: str, body: Any) -> BadRequest:
 
 
 def _completion(ctx: Context, **params: Any) -> BadRequest:
-    return _json("/v1/completions", {"model": ctx.model, "prompt": "Hello", "max_tokens": 4,
-                                     **params})  # fmt: skip
+    body = {"model": ctx.model, "prompt": "Hello", "max_tokens": 4}
+    return _json(ctx.paths.completions, {**body, **params})
 
 
 def _chat(ctx: Context, **params: Any) -> BadRequest:
     body = {"model": ctx.model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
-    return _json("/v1/chat/completions", {**body, **params})
+    return _json(ctx.paths.chat, {**body, **params})
 
 
 def _too_long(ctx: Context) -> BadRequest:
@@ -82,7 +88,7 @@ def _too_long(ctx: Context) -> BadRequest:
 def _oversized(ctx: Context) -> BadRequest:
     head = json.dumps({"model": ctx.model, "prompt": "Hello", "max_tokens": 1, "user": ""})
     pad = OVERSIZED_BYTES - len(head)
-    return BadRequest("POST", "/v1/completions", (head[:-2] + "x" * pad + '"}').encode())
+    return BadRequest("POST", ctx.paths.completions, (head[:-2] + "x" * pad + '"}').encode())
 
 
 def _raw(path: str, body: bytes, content_type: str | None = "application/json") -> BadRequest:
@@ -98,30 +104,31 @@ CASES: tuple[Case, ...] = (
     Case("top_p_above_one", "top_p = 1.5", lambda c: _completion(c, top_p=1.5)),
     Case("top_p_negative", "top_p = -0.5", lambda c: _completion(c, top_p=-0.5)),
     Case("malformed_json", "body cut off mid-JSON",
-         lambda c: _raw("/v1/completions", b'{"model": "' + c.model.encode() + b'", "prompt": ')),
+         lambda c: _raw(c.paths.completions,
+                        b'{"model": "' + c.model.encode() + b'", "prompt": ')),
     Case("wrong_content_type", "valid JSON body sent as text/plain",
-         lambda c: _raw("/v1/completions", _completion(c).body, "text/plain")),
+         lambda c: _raw(c.paths.completions, _completion(c).body, "text/plain")),
     Case("form_encoded_body", "form-encoded body instead of JSON",
-         lambda c: _raw("/v1/completions", f"model={c.model}&prompt=Hi".encode(),
+         lambda c: _raw(c.paths.completions, f"model={c.model}&prompt=Hi".encode(),
                         "application/x-www-form-urlencoded")),
     Case("missing_prompt", "completion without the required prompt",
-         lambda c: _json("/v1/completions", {"model": c.model, "max_tokens": 4})),
+         lambda c: _json(c.paths.completions, {"model": c.model, "max_tokens": 4})),
     Case("missing_messages", "chat completion without the required messages",
-         lambda c: _json("/v1/chat/completions", {"model": c.model, "max_tokens": 4})),
+         lambda c: _json(c.paths.chat, {"model": c.model, "max_tokens": 4})),
     Case("unknown_model", "a model name the server does not serve",
          lambda c: _completion(c, model=c.model + "-no-such-model")),
     Case("oversized_body", f"{OVERSIZED_BYTES // 2**20} MiB JSON body (a huge ignored field)",
          _oversized, timeout_factor=4.0),
     Case("invalid_utf8", "JSON body with bytes that are not UTF-8",
-         lambda c: _raw("/v1/completions", b'{"model": "' + c.model.encode()
+         lambda c: _raw(c.paths.completions, b'{"model": "' + c.model.encode()
                         + b'", "prompt": "\xff\xfe\xc3\x28", "max_tokens": 4}')),
     Case("n_absurd", "n = 100000", lambda c: _completion(c, n=100_000)),
     Case("logprobs_absurd", "logprobs = 100000", lambda c: _completion(c, logprobs=100_000)),
     Case("max_tokens_wrong_type", 'max_tokens = "ten"', lambda c: _completion(c, max_tokens="ten")),
     Case("prompt_wrong_type", "prompt is an object", lambda c: _completion(c, prompt={"a": 1})),
     Case("body_not_an_object", "JSON array as the body",
-         lambda c: _raw("/v1/completions", b"[1, 2, 3]")),
-    Case("empty_body", "no body at all", lambda c: _raw("/v1/completions", b"")),
+         lambda c: _raw(c.paths.completions, b"[1, 2, 3]")),
+    Case("empty_body", "no body at all", lambda c: _raw(c.paths.completions, b"")),
     Case("chat_empty_messages", "chat with messages = []", lambda c: _chat(c, messages=[])),
     Case("chat_message_without_role", "chat message with content but no role",
          lambda c: _chat(c, messages=[{"content": "Hi"}])),
@@ -147,15 +154,13 @@ class Answer:
     raw: str = ""
 
 
-def send(
-    base_url: str, request: BadRequest, timeout_s: float, auth: dict[str, str] | None = None
-) -> Answer:
+def send(endpoint: Endpoint, request: BadRequest, timeout_s: float) -> Answer:
     """Send ``request`` as is; a timeout or dropped connection is an answer, not an exception."""
     start = time.perf_counter()
     try:
-        with httpx.Client(base_url=base_url, timeout=timeout_s, trust_env=False) as http:
+        with httpx.Client(base_url=endpoint.base_url, timeout=timeout_s, trust_env=False) as http:
             r = http.request(request.method, request.path, content=request.body,
-                             headers={**(auth or {}), **request.headers})  # fmt: skip
+                             headers={**endpoint.headers, **request.headers})  # fmt: skip
     except httpx.TimeoutException:
         took = time.perf_counter() - start
         return Answer(None, None, took, f"no answer within {timeout_s:g} s (hung)")
@@ -191,24 +196,19 @@ def problems(answer: Answer, expected: tuple[int, ...], body_problems: BodyCheck
     return out
 
 
-def server_still_serves(
-    base_url: str,
-    model: str,
-    health_path: str,
-    timeout_s: float = 30.0,
-    auth: dict[str, str] | None = None,
-) -> list[str]:
+def server_still_serves(endpoint: Endpoint, timeout_s: float = 30.0) -> list[str]:
     """After a bad request: health answers 200 and a one-token completion succeeds."""
     out: list[str] = []
+    health = endpoint.framework.paths.health
+    path, body = endpoint.framework.readiness_request(endpoint.served_name)  # one token, greedy
     try:
         with httpx.Client(
-            base_url=base_url, timeout=timeout_s, trust_env=False, headers=auth
+            base_url=endpoint.base_url, timeout=timeout_s, trust_env=False, headers=endpoint.headers
         ) as http:
-            h = http.get(health_path)
+            h = http.get(health)
             if h.status_code != 200:
-                out.append(f"{health_path} answered {h.status_code} afterwards")
-            r = http.post("/v1/completions", json={"model": model, "prompt": "Hello",
-                                                   "max_tokens": 1, "temperature": 0})  # fmt: skip
+                out.append(f"{health} answered {h.status_code} afterwards")
+            r = http.post(path, json=body)
             if r.status_code != 200:
                 out.append(f"a good request afterwards got {r.status_code}: {r.text[:200]}")
     except httpx.HTTPError as exc:

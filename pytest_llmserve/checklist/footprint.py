@@ -41,9 +41,9 @@ def measure(server: Server) -> Footprint:
         startup_s=server.ready.ready_s if launched else None,
         memory=server_memory(pids) if pids else None,
         gpu_bytes=gpu_memory_bytes(pids) if pids and server.target.device == "gpu" else None,
-        checkpoint_bytes=None if server.local_model is None else checkpoint_bytes(
-            server.local_model
-        ),
+        checkpoint_bytes=None
+        if server.local_model is None
+        else checkpoint_bytes(server.local_model),
     )
 
 

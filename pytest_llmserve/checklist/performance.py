@@ -16,12 +16,14 @@ from typing import Any
 
 from pytest_llmserve.checklist.gate import Verdict
 from pytest_llmserve.client.dialects import Prompt
+from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.errors import ServerError
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.load import workload as wl
 from pytest_llmserve.load.records import LoadRun
 from pytest_llmserve.load.runner import Schedule, run_sync
 from pytest_llmserve.measure.latency import RunMetrics, e2e, run_metrics
+from pytest_llmserve.measure.perplexity import NotMeasurable, tokenize_path
 from pytest_llmserve.profile.checks import Workload
 
 Progress = Callable[[str], None]
@@ -66,12 +68,30 @@ class Measured:
 
 @dataclass
 class PerfHarness:
-    """Load runs against one server, shared by every performance check of its target."""
+    """Load runs against one server, shared by every performance check of its target.
+
+    Requests go out in the streaming dialect the server's framework declares
+    (``Framework.stream_dialect``).
+    """
 
     server: Server
     progress: Progress | None = None
     _corpus: list[int] | None = None
     _runs: dict[tuple[Any, ...], Measured] = field(default_factory=dict)
+
+    @property
+    def endpoint(self) -> Endpoint:
+        return Endpoint.of(self.server)
+
+    def not_measurable(self, workload: Workload) -> str | None:
+        """Why ``workload`` cannot be sent to this server (None: it can)."""
+        if workload.kind == "prompt_set":
+            return None  # text prompts: the server tokenizes them itself
+        try:
+            tokenize_path(self.server.framework)
+        except NotMeasurable as exc:
+            return f"a {workload.kind} workload is not measurable: {exc} (a prompt_set can be)"
+        return None
 
     def prompts(self, workload: Workload, n: int, output_tokens: int | None = None) -> list[Prompt]:
         outputs = wl.Lengths(output_tokens or workload.output_tokens)
@@ -79,10 +99,7 @@ class PerfHarness:
             assert workload.prompts_file is not None  # checked when the profile loaded
             return wl.prompt_set(Path(workload.prompts_file), outputs, seed=workload.seed)
         if self._corpus is None:
-            self._corpus = wl.server_token_ids(
-                self.server.base_url, self.server.served_name, wl.corpus_text(),
-                api_key=self.server.target.api_key(),
-            )  # fmt: skip
+            self._corpus = wl.server_token_ids(self.endpoint, wl.corpus_text())
         inputs = wl.Lengths(workload.input_tokens, workload.distribution, workload.spread)
         if workload.kind == "shared_prefix":
             return wl.shared_prefix(
@@ -102,11 +119,10 @@ class PerfHarness:
             )
             if self.progress:
                 self.progress(f"load run: {label}")
+            # In the framework's own streaming dialect (run_sync's default for an endpoint).
             run = run_sync(
-                self.server.base_url, self.server.served_name, prompts, schedule,
-                progress=self.progress, api_key=self.server.target.api_key(),
-                exited=self.server.exited,
-            )  # fmt: skip
+                self.endpoint, prompts, schedule, progress=self.progress, exited=self.server.exited
+            )
             if run.stopped_by == "server_gone":
                 # Not a measurement: the test fails with the server's own last words.
                 raise ServerError(

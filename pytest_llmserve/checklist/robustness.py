@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import httpx
 
 from pytest_llmserve.checklist.gate import Verdict
+from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.frameworks import registry
+from pytest_llmserve.frameworks.base import Framework
 from pytest_llmserve.measure import prometheus
 from pytest_llmserve.measure.settle import until_still
 
@@ -33,12 +35,14 @@ SETTLE_MAX_S = 30.0
 
 @dataclass(frozen=True)
 class Gauges:
-    """One /metrics reading of the signals the robustness checks watch."""
+    """One metrics reading of the signals the robustness checks watch."""
 
     running: float | None
     waiting: float | None
     kv_usage: float | None
-    finished: dict[str, float] = field(default_factory=dict)  # by finished_reason
+    # Requests finished, by the framework's finished-reason label ("" for all of them
+    # when its metrics do not say why: ``Framework.finished_label`` is None).
+    finished: dict[str, float] = field(default_factory=dict)
     generated: float | None = None  # generation tokens counter
 
     @property
@@ -52,23 +56,30 @@ class Gauges:
         )
 
 
-def signal_names(framework: str) -> dict[str, tuple[str, ...]]:
+def signal_names(framework: Framework) -> dict[str, tuple[str, ...]]:
     """Every spelling of each watched signal, from the framework's own metric contract.
 
     ``ValueError`` names the frameworks that declare all of them.
     """
     names = _watched(framework)
     if names is None:
-        known = [n for n in registry.names() if _watched(n) is not None]
-        raise ValueError(f"no robustness signals for {framework!r} (known: {', '.join(known)})")
+        known = [n for n in registry.names() if _watched(registry.get(n)) is not None]
+        raise ValueError(
+            f"no robustness signals for {framework.name!r} (known: {', '.join(known)})"
+        )
     return names
 
 
-def _watched(framework: str) -> dict[str, tuple[str, ...]] | None:
-    try:
-        contract = registry.get(framework).metric_contract()
-    except KeyError:
-        return None
+def metrics_path(framework: Framework) -> str:
+    """Where ``framework`` serves its metrics (``signal_names`` first: it says why not)."""
+    signal_names(framework)
+    contract = framework.metric_contract()
+    assert contract is not None  # signal_names raised otherwise
+    return contract.path
+
+
+def _watched(framework: Framework) -> dict[str, tuple[str, ...]] | None:
+    contract = framework.metric_contract()
     if contract is None:
         return None
     families = {ours: contract.family(signal) for ours, signal in WATCHED.items()}
@@ -77,17 +88,20 @@ def _watched(framework: str) -> dict[str, tuple[str, ...]] | None:
     return {ours: f.names for ours, f in families.items() if f is not None}
 
 
-def read_gauges(
-    base_url: str, framework: str, headers: dict[str, str] | None = None, path: str = "/metrics"
-) -> Gauges:
+def read_gauges(endpoint: Endpoint) -> Gauges:
+    framework = endpoint.framework
     names = signal_names(framework)
-    r = httpx.get(base_url + path, headers=headers, timeout=30.0, trust_env=False)
+    r = httpx.get(endpoint.url(metrics_path(framework)), headers=endpoint.headers, timeout=30.0,
+                  trust_env=False)  # fmt: skip
     r.raise_for_status()
-    return parse_gauges(r.text, names)
+    return parse_gauges(r.text, names, framework.finished_label)
 
 
-def parse_gauges(exposition: str, names: dict[str, tuple[str, ...]]) -> Gauges:
-    """The watched signals (``signal_names``) out of one /metrics text."""
+def parse_gauges(
+    exposition: str, names: dict[str, tuple[str, ...]], finished_label: str | None
+) -> Gauges:
+    """The watched signals (``signal_names``) out of one metrics text; requests finished
+    split by ``finished_label`` (all under "" when None)."""
     scrape = prometheus.parse(exposition)
 
     def value(signal: str) -> float | None:
@@ -98,16 +112,14 @@ def parse_gauges(exposition: str, names: dict[str, tuple[str, ...]]) -> Gauges:
     counter = prometheus.first_present(scrape, names["finished"])
     for (name, labels), v in scrape.samples.items():
         if name == counter:
-            reason = dict(labels).get("finished_reason", "")
+            reason = dict(labels).get(finished_label, "") if finished_label else ""
             finished[reason] = finished.get(reason, 0.0) + v
     return Gauges(
         value("running"), value("waiting"), value("kv_usage"), finished, value("generated")
     )
 
 
-def settle(
-    base_url: str, framework: str, headers: dict[str, str] | None, max_s: float = SETTLE_MAX_S
-) -> tuple[Gauges, bool]:
+def settle(endpoint: Endpoint, max_s: float = SETTLE_MAX_S) -> tuple[Gauges, bool]:
     """The gauges once the server is idle and its counters have stopped moving.
 
     A probe reads counter deltas, so requests of anyone else (or the tail of an
@@ -115,19 +127,19 @@ def settle(
     flag is False when the server did not settle within ``max_s``.
     """
     return until_still(
-        lambda: read_gauges(base_url, framework, headers),
+        lambda: read_gauges(endpoint),
         lambda last, now: now.still_since(last), max_s, POLL_S,
     )  # fmt: skip
 
 
-def good_request(base_url: str, model: str, headers: dict[str, str]) -> str | None:
+def good_request(endpoint: Endpoint) -> str | None:
     """None when a short completion succeeds now, else what happened instead."""
-    body = {"model": model, "prompt": "Hello", "max_tokens": 4, "temperature": 0}
+    body = {"model": endpoint.served_name, "prompt": "Hello", "max_tokens": 4, "temperature": 0}
     try:
         r = httpx.post(
-            base_url + "/v1/completions",
+            endpoint.url(endpoint.framework.paths.completions),
             json=body,
-            headers=headers,
+            headers=endpoint.headers,
             timeout=60.0,
             trust_env=False,
         )

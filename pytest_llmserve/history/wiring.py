@@ -1,55 +1,57 @@
-"""The history steps of the plugin's hooks, kept here so ``plugin.py`` stays thin.
+"""The history steps of the session's hooks (``session.LLMServeSession``).
 
 ``at_session_end`` runs in ``pytest_sessionfinish``: on an xdist worker it only
 hands its results to the controller; elsewhere it builds the records, compares,
-keeps them, writes the HTML report, and turns a regression into a failed
-session (exit status 1, as a failed test would).
+keeps them (``llm.history``, for the summary), writes the HTML report, and turns
+a regression into a failed session (exit status 1, as a failed test would).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_llmserve.checklist.results import Figure, TargetResults
-from pytest_llmserve.history.compare import table
 from pytest_llmserve.history.session import SessionHistory, finish, merge_payload, worker_payload
 from pytest_llmserve.profile.cost import CostTable
 
-HISTORY = pytest.StashKey[SessionHistory]()
+if TYPE_CHECKING:
+    from pytest_llmserve.options import Settings
+    from pytest_llmserve.session import LLMServeSession
+
 WORKER_KEY = "llmserve_results"
 
 
-def at_session_end(session: pytest.Session, state: Any) -> None:
+def at_session_end(session: pytest.Session, llm: LLMServeSession) -> None:
     config = session.config
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:
-        workeroutput[WORKER_KEY] = worker_payload(state.results, state.pool.records)
+        workeroutput[WORKER_KEY] = worker_payload(llm.results, llm.pool.records)
         return
-    s = state.settings
+    s = llm.settings
     cost = getattr(s.profile, "cost", None)
     hist = finish(
         store=s.history,
         profile=s.profile,
         selected=s.selected,
-        book=state.results,
-        starts=state.pool.records,
+        book=llm.results,
+        starts=llm.pool.records,
         spec=s.compare,
         rules=s.fail_on,
         rootdir=config.rootpath,
         cost=cost if isinstance(cost, CostTable) else None,
     )
-    config.stash[HISTORY] = hist
+    llm.history = hist
     if hist.records and not s.report_off:
-        hist.report_path = _write_report(hist, s, state.pool.log_dir)
+        hist.report_path = _write_report(hist, s, llm.pool.log_dir)
     failing = hist.regressions or (hist.inconclusive and s.inconclusive == "fail")
     if failing and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def header_line(settings: Any) -> str:
+def header_line(settings: Settings) -> str:
     """The effective history configuration, for the report header."""
     if settings.history is None:
         return "llmserve: history off (--llmserve-history none)"
@@ -60,32 +62,11 @@ def header_line(settings: Any) -> str:
     )
 
 
-def merge_worker(node: Any, state: Any) -> None:
+def merge_worker(node: Any, llm: LLMServeSession) -> None:
     """xdist ``pytest_testnodedown``: fold a finished worker's results into the controller's."""
     payload = getattr(node, "workeroutput", {}).get(WORKER_KEY)
     if payload:
-        merge_payload(state.results, state.pool.records, payload)
-
-
-def summary(terminalreporter: Any, config: pytest.Config) -> None:
-    hist = config.stash.get(HISTORY, None)
-    if hist is None or not (hist.records or hist.warnings):
-        return
-    terminalreporter.section("llmserve regressions")
-    write = terminalreporter.write_line
-    for comp in hist.comparisons:
-        if not comp.against:
-            write(f"{comp.target}: no earlier run in history: nothing to compare (first run)")
-    for line in table(hist.comparisons):
-        write(line)
-    for warning in hist.warnings:
-        write(f"WARNING: {warning}")
-    if hist.regressions:
-        write(f"{hist.regressions} regression(s) beyond noise: the session fails", red=True)
-    for where in hist.written:
-        write(f"record: {where}")
-    if hist.report_path:
-        write(f"report: {hist.report_path}")
+        merge_payload(llm.results, llm.pool.records, payload)
 
 
 def figure_properties(results: TargetResults, before: dict[str, Figure]) -> list[tuple[str, str]]:
@@ -103,7 +84,7 @@ def figure_properties(results: TargetResults, before: dict[str, Figure]) -> list
     return props
 
 
-def _write_report(hist: SessionHistory, settings: Any, log_dir: Path) -> str | None:
+def _write_report(hist: SessionHistory, settings: Settings, log_dir: Path) -> str | None:
     from pytest_llmserve.report.html import render
 
     path = settings.report or (log_dir / "report.html")

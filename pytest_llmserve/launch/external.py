@@ -34,7 +34,7 @@ class ExternalLauncher:
     def settings(self, values: Mapping[str, Any], where: str) -> ExternalSettings:
         url = values.get("url")
         if not url:
-            raise ProfileError(f"{where}: url: required when launcher is 'external'")
+            raise ProfileError(f"{where}: url: required when launcher is {self.name!r}")
         if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
             raise ProfileError(f"{where}: url: expected an http:// or https:// URL, got {url!r}")
         return ExternalSettings(url=url.rstrip("/"))

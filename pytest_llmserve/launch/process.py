@@ -89,9 +89,7 @@ class ProcessServer:
         self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def start(
-        cls, target: Target, framework: Framework, model_path: str, log_path: Path
-    ) -> Server:
+    def start(cls, target: Target, framework: Framework, model_path: str, log_path: Path) -> Server:
         """One target through the shared start sequence, with this launcher and this model."""
         from pytest_llmserve.launch.start import start_server
 
@@ -118,7 +116,9 @@ class ProcessServer:
         }
         with self.log_path.open("ab") as log:
             self._log_start = log.tell()
-            log.write(f"# llmserve: {shlex.join(auth.redact_argv(spec.argv))}\n".encode())
+            log.write(
+                f"# llmserve: launching: {shlex.join(auth.redact_argv(spec.argv))}\n".encode()
+            )
             log.flush()
             self.started_at = time.monotonic()
             self._proc = subprocess.Popen(

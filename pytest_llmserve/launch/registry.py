@@ -12,7 +12,7 @@ from pytest_llmserve.launch.external import ExternalLauncher
 from pytest_llmserve.launch.launcher import Launcher
 from pytest_llmserve.launch.process import ProcessLauncher
 
-DEFAULT = "process"
+DEFAULT = "process"  # also the default of profile.model.Target.launcher
 _BUILTIN: tuple[Launcher, ...] = (ProcessLauncher(), ExternalLauncher())
 _LAUNCHERS: dict[str, Launcher] = {launcher.name: launcher for launcher in _BUILTIN}
 

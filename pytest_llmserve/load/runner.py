@@ -18,8 +18,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_llmserve.client import dialects
 from pytest_llmserve.client.aio import StreamingClient
 from pytest_llmserve.client.dialects import Prompt
+from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.load.records import LoadRun, RequestRecord
 
 LAG_TICK_S = 0.01
@@ -281,21 +283,27 @@ async def _report(records: list[RequestRecord], progress: Progress | None, every
 
 
 def run_sync(
-    base_url: str,
-    model: str,
+    endpoint: Endpoint,
     prompts: list[Prompt],
     schedule: Schedule,
-    dialect: str = "openai-completions",
     progress: Progress | None = None,
-    api_key: str | None = None,
     exited: Exited | None = None,
+    dialect: str | None = None,
 ) -> LoadRun:
-    """``run_load`` from synchronous code (a test), on a fresh event loop."""
-    from pytest_llmserve.client.dialects import DIALECTS
+    """``run_load`` from synchronous code (a test), on a fresh event loop.
+
+    Requests go out in the streaming dialect the endpoint's framework declares
+    (``Framework.stream_dialect``), or in ``dialect`` when one is named; an unknown
+    name is a ``ValueError`` naming the valid ones.
+    """
+    if dialect is None:
+        chosen = dialects.for_framework(endpoint.framework)
+    else:
+        chosen = dialects.get(dialect).at(endpoint.framework.paths)
 
     async def go() -> LoadRun:
         client = StreamingClient(
-            base_url, model, DIALECTS[dialect], api_key=api_key,
+            endpoint.base_url, endpoint.served_name, chosen, headers=endpoint.headers,
             max_connections=schedule.most_in_flight,
         )  # fmt: skip
         try:

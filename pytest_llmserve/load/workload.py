@@ -1,10 +1,10 @@
 """Workloads: seeded prompts with chosen input and output lengths.
 
-Synthetic prompts are slices of real text tokenized once by the server itself
-(``/tokenize``) and sent as token ids, so each prompt has exactly the input length
-asked for, whatever the tokenizer; each request starts at a different offset so
-prefix caching cannot serve one prompt from another. Output length is held by
-``ignore_eos``/``min_tokens`` where the framework supports them; elsewhere the
+Synthetic prompts are slices of real text tokenized once by the server itself (its
+framework's tokenize endpoint) and sent as token ids, so each prompt has exactly the
+input length asked for, whatever the tokenizer; each request starts at a different
+offset so prefix caching cannot serve one prompt from another. Output length is held
+by ``ignore_eos``/``min_tokens`` where the framework supports them; elsewhere the
 shortfall shows in the run's token accounting.
 """
 
@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 
 from pytest_llmserve.client.dialects import Prompt
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.measure.perplexity import tokenize_path
 
 DISTRIBUTIONS = ("fixed", "uniform", "normal")
 
@@ -81,13 +83,14 @@ def corpus_text() -> str:
     return "\n\n".join(parts)
 
 
-def server_token_ids(base_url: str, model: str, text: str, api_key: str | None = None) -> list[int]:
-    """Tokenize with the served model's own tokenizer (vLLM, SGLang, llama.cpp: /tokenize)."""
+def server_token_ids(endpoint: Endpoint, text: str) -> list[int]:
+    """Tokenize with the served model's own tokenizer (its framework's tokenize endpoint;
+    ``perplexity.NotMeasurable`` when it has none)."""
     r = httpx.post(
-        f"{base_url}/tokenize",
-        json={"model": model, "prompt": text, "add_special_tokens": False},
+        endpoint.url(tokenize_path(endpoint.framework)),
+        json={"model": endpoint.served_name, "prompt": text, "add_special_tokens": False},
         timeout=120,
-        headers={"Authorization": f"Bearer {api_key}"} if api_key else None,
+        headers=endpoint.headers or None,
     )
     r.raise_for_status()
     return [int(t) for t in r.json()["tokens"]]

@@ -32,7 +32,7 @@ def model_args(
     target = server.target
     args: dict[str, Any] = {
         "model": server.served_name,
-        "base_url": f"{server.base_url}/v1/completions",
+        "base_url": server.base_url + server.framework.paths.completions,
         "num_concurrent": num_concurrent,
         "max_retries": 3,
         "tokenized_requests": True,

@@ -21,12 +21,17 @@ from typing import Any
 
 import httpx
 
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.frameworks.base import Framework
+
 # Prompt log-probability dialects a framework module may declare (Framework.prompt_logprobs).
-OPENAI_ECHO = "openai-echo"  # /v1/completions with echo, logprobs, max_tokens=1 (vLLM, SGLang)
+# "openai-echo": its completions path with echo, logprobs, max_tokens=1 (vLLM, SGLang).
+OPENAI_ECHO = "openai-echo"
 
 
 class NotMeasurable(Exception):
-    """The target cannot return prompt log-probabilities: perplexity is not measurable."""
+    """The target cannot return what a figure needs (prompt log-probabilities, its own
+    token ids): the figure is not measurable, never a made-up number."""
 
 
 @dataclass(frozen=True)
@@ -69,10 +74,11 @@ def echo_body(model: str, prompt: list[int] | list[list[int]]) -> dict[str, Any]
 
 
 def prompt_logprobs(
-    http: httpx.Client, model: str, prompts: list[list[int]]
+    http: httpx.Client, endpoint: Endpoint, prompts: list[list[int]]
 ) -> list[list[float | None]]:
     """Log-probability of each prompt token (first None), for prompts sent in one request."""
-    r = http.post("/v1/completions", json=echo_body(model, prompts))
+    path = endpoint.framework.paths.completions
+    r = http.post(path, json=echo_body(endpoint.served_name, prompts))
     if r.status_code != 200:
         raise RuntimeError(f"prompt logprobs: HTTP {r.status_code}: {r.text[:300]}")
     choices = sorted(r.json()["choices"], key=lambda c: int(c.get("index", 0)))
@@ -89,36 +95,46 @@ def prompt_logprobs(
     return out
 
 
-def check_dialect(dialect: str | None, framework: str) -> None:
+def check_dialect(framework: Framework) -> None:
+    dialect = framework.prompt_logprobs
     if dialect != OPENAI_ECHO:
         raise NotMeasurable(
-            f"{framework} cannot return prompt log-probabilities through its API "
+            f"{framework.name} cannot return prompt log-probabilities through its API "
             f"(dialect {dialect!r}): perplexity and log-likelihood tasks are not measurable"
         )
 
 
+def tokenize_path(framework: Framework) -> str:
+    """Where ``framework`` tokenizes text; ``NotMeasurable`` when it has no such endpoint."""
+    path = framework.paths.tokenize
+    if path is None:
+        raise NotMeasurable(
+            f"{framework.name} has no tokenize endpoint: the served model's own token ids "
+            "cannot be read, so workloads made of token ids are not measurable"
+        )
+    return path
+
+
 def measure(
-    base_url: str,
-    model: str,
+    endpoint: Endpoint,
     prompts: list[list[int]],
     *,
-    dialect: str | None,
-    framework: str,
     concurrency: int = 8,
     timeout_s: float = 600.0,
-    headers: dict[str, str] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> PerplexityRun:
     """Score every window through the server; NLLs of every token after each window's first."""
     import time
 
-    check_dialect(dialect, framework)
+    check_dialect(endpoint.framework)
     now = clock or time.perf_counter
     start = now()
-    with httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers) as http:
+    with httpx.Client(
+        base_url=endpoint.base_url, timeout=timeout_s, headers=endpoint.headers
+    ) as http:
 
         def one(window: list[int]) -> tuple[float, ...]:
-            lps = prompt_logprobs(http, model, [window])[0]
+            lps = prompt_logprobs(http, endpoint, [window])[0]
             if any(v is None for v in lps[1:]):
                 raise RuntimeError("prompt logprobs: a token after the first has no logprob")
             return tuple(-float(v) for v in lps[1:] if v is not None)
@@ -129,19 +145,22 @@ def measure(
 
 
 class ServerTokenizer:
-    """The served model's own tokenizer (/tokenize) over one kept-alive connection pool.
+    """The served model's own tokenizer (its framework's tokenize endpoint) over one
+    kept-alive connection pool; ``NotMeasurable`` when the framework has none.
 
     Hundreds of short strings (task items) are tokenized once per baseline; a new
     client per call would spend more on connection setup than on tokenizing.
     """
 
-    def __init__(self, base_url: str, model: str, headers: dict[str, str] | None = None) -> None:
-        self.model = model
-        self._http = httpx.Client(base_url=base_url, timeout=120.0, headers=headers)
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.model = endpoint.served_name
+        self.path = tokenize_path(endpoint.framework)
+        self._http = httpx.Client(base_url=endpoint.base_url, timeout=120.0,
+                                  headers=endpoint.headers)  # fmt: skip
 
     def __call__(self, text: str) -> list[int]:
         body = {"model": self.model, "prompt": text, "add_special_tokens": False}
-        r = self._http.post("/tokenize", json=body)
+        r = self._http.post(self.path, json=body)
         r.raise_for_status()
         return [int(t) for t in r.json()["tokens"]]
 

@@ -41,7 +41,8 @@ def parse(text: str) -> Scrape:
     return Scrape(samples, types)
 
 
-def scrape(base_url: str, path: str = "/metrics", timeout_s: float = 30.0) -> Scrape:
+def scrape(base_url: str, path: str, timeout_s: float = 30.0) -> Scrape:
+    """One scrape of ``path`` (a framework's ``MetricContract.path``)."""
     r = httpx.get(base_url + path, timeout=timeout_s)
     r.raise_for_status()
     return parse(r.text)

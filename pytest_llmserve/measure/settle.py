@@ -1,9 +1,9 @@
 """Read until two readings in a row agree: a server counts work a moment after it.
 
-vLLM records a request's metrics off the response path, so a scrape taken the
-instant a run ends (or starts, right after an earlier test) can miss counts that
-are about to land. Every check that reads counter deltas waits for them to be
-still first; this is the one loop they share.
+A server may record a request's metrics off the response path (vLLM does), so a
+scrape taken the instant a run ends (or starts, right after an earlier test) can
+miss counts that are about to land. Every check that reads counter deltas waits for
+them to be still first; this is the one loop they share.
 """
 
 from __future__ import annotations

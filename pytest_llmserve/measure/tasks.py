@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.measure.perplexity import NotMeasurable, check_dialect, prompt_logprobs
 from pytest_llmserve.measure.task_items import ChoiceItem, Item
 
@@ -114,34 +115,33 @@ def generation_correct(text: str, answer: str) -> bool:
 
 
 def run(
-    base_url: str,
-    model: str,
+    endpoint: Endpoint,
     items: Sequence[Encoded],
     *,
-    dialect: str | None,
-    framework: str,
     concurrency: int = 8,
     timeout_s: float = 600.0,
-    headers: dict[str, str] | None = None,
 ) -> TaskRun:
     """Score every item on one target (multiple choice needs prompt log-probabilities)."""
     start = time.perf_counter()
     not_measured = None
+    model, path = endpoint.served_name, endpoint.framework.paths.completions
     try:
-        check_dialect(dialect, framework)
+        check_dialect(endpoint.framework)
         scorable: list[Encoded] = list(items)
     except NotMeasurable as exc:
         not_measured = f"multiple choice not measured: {exc}"
         scorable = [it for it in items if isinstance(it, EncodedGen)]
-    with httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers) as http:
+    with httpx.Client(
+        base_url=endpoint.base_url, timeout=timeout_s, headers=endpoint.headers
+    ) as http:
 
         def one(item: Encoded) -> bool:
             if isinstance(item, EncodedChoice):
                 prompts = [list(item.context) + list(c) for c in item.choices]
-                lps = prompt_logprobs(http, model, prompts)
+                lps = prompt_logprobs(http, endpoint, prompts)
                 return pick(choice_loglik(item.context, item.choices, lps)) == item.answer
             r = http.post(
-                "/v1/completions",
+                path,
                 json={"model": model, "prompt": list(item.prompt), "max_tokens": MAX_NEW_TOKENS,
                       "temperature": 0, "stop": ["\n"]},
             )  # fmt: skip

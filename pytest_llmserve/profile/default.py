@@ -41,7 +41,6 @@ EMBEDDED_DEFAULT = {
         "framework": "vllm",
         "model": "embedded:smollm2",
         "device": "cpu",
-        "launcher": "process",
         "max_model_len": 2048,
         "args": ["--enforce-eager"],
         "env": {"VLLM_CPU_KVCACHE_SPACE": "1"},

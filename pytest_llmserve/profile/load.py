@@ -151,7 +151,10 @@ def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, A
 
 
 def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
-    owners = {key: launcher.name for launcher in launchers.all_launchers() for key in launcher.keys}
+    owners: dict[str, list[str]] = {}
+    for each in launchers.all_launchers():
+        for key in each.keys:
+            owners.setdefault(key, []).append(each.name)
     for key in values:
         if key not in _FIELDS and key not in owners:
             valid = ", ".join(sorted({*_FIELDS, *owners}))
@@ -188,9 +191,10 @@ def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
         )
 
     launcher = launchers.get(values.get("launcher", launchers.DEFAULT))
-    for key, owner in owners.items():
-        if key in values and owner != launcher.name:
-            raise ProfileError(f"{where}: {key}: only valid with launcher = {owner!r}")
+    for key, names in owners.items():
+        if key in values and launcher.name not in names:
+            allowed = " or ".join(repr(n) for n in names)
+            raise ProfileError(f"{where}: {key}: only valid with launcher = {allowed}")
     settings = launcher.settings({k: values[k] for k in launcher.keys if k in values}, where)
     model = _model(values["model"], values, where, base_dir, local=launcher.local_model)
     return Target(

@@ -53,7 +53,7 @@ class Target:
     tp: int = 1
     pp: int = 1
     device: str = "cpu"
-    launcher: str = "process"
+    launcher: str = "process"  # launch.registry.DEFAULT
     # The launcher's own typed settings, parsed by it from the keys it owns (the
     # external launcher's ``url``); frozen, so a Target stays hashable.
     launch: Any = None

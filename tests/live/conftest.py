@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llmserve.frameworks.vllm import VLLM
-from pytest_llmserve.launch.process import ProcessServer
+from pytest_llmserve.launch.server import Server
 from pytest_llmserve.models import catalog
 
 
@@ -34,9 +34,9 @@ def bf16_checkpoint(vllm_installed: None) -> Path:
 
 
 @pytest.fixture
-def started(tmp_path: Path) -> Iterator[list[ProcessServer]]:
+def started(tmp_path: Path) -> Iterator[list[Server]]:
     """Servers a test starts; stopped even when the test fails."""
-    servers: list[ProcessServer] = []
+    servers: list[Server] = []
     yield servers
     for s in servers:
         s.stop()

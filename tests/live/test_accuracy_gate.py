@@ -19,6 +19,7 @@ from pytest_llmserve.checklist.accuracy import not_applied, ppl_gate, score_gate
 from pytest_llmserve.checklist.accuracy_harness import AccuracyFigures, AccuracyHarness
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.launch.process import ProcessServer
+from pytest_llmserve.launch.server import Server
 from pytest_llmserve.models import catalog
 from pytest_llmserve.profile.accuracy import AccuracyChecks
 from pytest_llmserve.profile.model import Target
@@ -45,9 +46,9 @@ def measured(
     ]
     by_name = {t.name: t for t in targets}
     logs = tmp_path_factory.mktemp("logs")
-    running: dict[str, ProcessServer] = {}
+    running: dict[str, Server] = {}
 
-    def start(t: Target) -> ProcessServer:
+    def start(t: Target) -> Server:
         running[t.name] = ProcessServer.start(t, vllm, t.model, logs / f"{t.name}.log")
         return running[t.name]
 

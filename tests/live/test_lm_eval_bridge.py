@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.frameworks.vllm import VLLM
-from pytest_llmserve.launch.auth import auth_headers
 from pytest_llmserve.launch.process import ProcessServer
+from pytest_llmserve.launch.server import Server
 from pytest_llmserve.measure import lm_eval_bridge, perplexity, tasks
 from pytest_llmserve.measure.task_items import ChoiceItem, builtin_items
 from tests.live.targets import bf16_target
@@ -59,7 +60,7 @@ def test_lm_eval_local_task_matches_our_scorer(
     bf16_checkpoint: Path,
     vllm: VLLM,
     tmp_path: Path,
-    started: list[ProcessServer],
+    started: list[Server],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if importlib.util.find_spec("lm_eval") is None:
@@ -83,12 +84,9 @@ def test_lm_eval_local_task_matches_our_scorer(
     acc, stderr = lm_eval_bridge.metric(results, TASK)
 
     assert str(target.api_key()) not in str(results)
-    headers = auth_headers(target)
-    tokenize = perplexity.ServerTokenizer(server.base_url, server.served_name, headers)
-    ours = tasks.run(
-        server.base_url, server.served_name, tasks.encode(items, tokenize),
-        dialect=vllm.prompt_logprobs, framework="vllm", headers=headers,
-    )  # fmt: skip
+    endpoint = Endpoint.of(server)
+    tokenize = perplexity.ServerTokenizer(endpoint)
+    ours = tasks.run(endpoint, tasks.encode(items, tokenize))
     tokenize.close()
     assert ours.score is not None
     assert acc == pytest.approx(ours.score, abs=0.05), (acc, ours.score)

@@ -23,7 +23,7 @@ def test_starts_ready_and_stops_every_process(
     started.append(server)
 
     steps = list(server.ready.passed_at)
-    assert steps == ["GET /health 200", "live-bf16 listed", "1-token completion"]
+    assert steps == ["GET /health 200", "live-bf16 listed", "1-token generation"]
     times = list(server.ready.passed_at.values())
     assert times == sorted(times)
     assert 0 < times[0] < target.startup_timeout_s

@@ -8,6 +8,7 @@ of perplexity, one only adds noise. The real-server version is tests/live.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import textwrap
 from collections.abc import Iterator
@@ -90,7 +91,12 @@ def test_gates_fail_what_they_should_and_pass_the_rest(
     assert rows["base"]["accuracy_verdict"] == "baseline"
     assert rows["base"]["checks"] == {"pass": 1, "skipped": 3}  # the baseline only reports
     assert rows["again"]["checks"] == {"pass": 3, "skipped": 1}  # same precision: no trap check
-    result.stdout.fnmatch_lines(["*plots skipped: no output tok/s was measured*"])
+    # No throughput was measured, so no plot; without the report extra (matplotlib)
+    # the reason given may be that one instead.
+    reasons = "no output tok/s was measured"
+    if importlib.util.find_spec("matplotlib") is None:
+        reasons = f"({reasons}|matplotlib is not installed)"
+    result.stdout.re_match_lines([f".*plots skipped: {reasons}"])
 
 
 def test_a_candidate_run_first_measures_its_baseline_once(

@@ -30,10 +30,10 @@ def test_skips(llm_target):
 
 CONFTEST = """
 import json
-from pytest_llmserve.plugin import STATE
+from pytest_llmserve.session import LLMServeSession
 
 def pytest_sessionfinish(session):
-    book = session.config.stash[STATE].results
+    book = LLMServeSession.of(session.config).results
     out = {
         name: {
             "figures": {k: f.value for k, f in t.figures.items()},

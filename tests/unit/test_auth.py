@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llmserve.checklist import auth as auth_check
+from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.errors import ProfileError, ServerStartError
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.launch import auth
@@ -53,17 +54,17 @@ def test_key_is_read_from_the_environment_at_use(monkeypatch: pytest.MonkeyPatch
 
 def test_unset_key_is_generated_for_launched_servers(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLMSERVE_TEST_KEY", raising=False)
-    key = auth.ensure_api_key(target())
+    key = auth.ensure_api_key(target(), generate=True)
     assert key
     assert len(key) >= 24
     assert os.environ["LLMSERVE_TEST_KEY"] == key
-    assert auth.ensure_api_key(target()) == key  # one key per session, shared by all
+    assert auth.ensure_api_key(target(), generate=True) == key  # one key per session
 
 
 def test_unset_key_of_an_external_server_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLMSERVE_TEST_KEY", raising=False)
     with pytest.raises(ServerStartError, match="LLMSERVE_TEST_KEY is not set"):
-        auth.ensure_api_key(target(launcher="external", url="http://x"))
+        auth.ensure_api_key(target(launcher="external"), generate=False)
 
 
 def test_vllm_gets_the_key_by_environment_not_argv(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,7 +88,7 @@ def test_redaction_masks_secret_flags_known_keys_and_bearer_tokens() -> None:
 
 def test_auth_check_passes_a_server_that_guards_v1() -> None:
     with serve(Faults(key=KEY)) as url:
-        p = auth_check.probe(url, MODEL, KEY)
+        p = auth_check.probe(Endpoint(url, MODEL, VLLM(), {"Authorization": f"Bearer {KEY}"}))
     assert (p.without_key, p.wrong_key, p.with_key) == (401, 401, 200)
     assert p.unguarded["/health"] == 200
     verdicts = auth_check.auth_verdicts(p)
@@ -97,7 +98,7 @@ def test_auth_check_passes_a_server_that_guards_v1() -> None:
 
 def test_auth_check_fails_a_server_that_ignores_its_key() -> None:
     with serve(Faults(key=KEY, open_auth=True)) as url:
-        p = auth_check.probe(url, MODEL, KEY)
+        p = auth_check.probe(Endpoint(url, MODEL, VLLM(), {"Authorization": f"Bearer {KEY}"}))
     got = {v.metric: v.outcome for v in auth_check.auth_verdicts(p)}
     assert got == {"auth_without_key_status": "fail", "auth_wrong_key_status": "fail",
                    "auth_with_key_status": "pass"}  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -78,9 +80,20 @@ def test_write_saves_json_and_plots(tmp_path: Path) -> None:
     assert f"plot: {tmp_path / 'pareto_accuracy_throughput.png'}" in lines
 
 
-def test_plots_skip_with_a_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plots_skip_without_throughput(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No need for the report extra: a stand-in matplotlib that cannot draw (its pyplot
+    # has no attributes), so this also checks that nothing is drawn.
+    stand_in = types.ModuleType("matplotlib")
+    stand_in.use = lambda backend: None  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "matplotlib", stand_in)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", types.ModuleType("matplotlib.pyplot"))
     lines = comparison.write(_book(with_tok_s=False), PROFILE, {}, tmp_path)
     assert any("no output tok/s was measured" in line for line in lines)
-    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_plots_skip_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # installed or not: import fails
     lines = comparison.write(_book(), PROFILE, {}, tmp_path)
     assert any("matplotlib is not installed" in line for line in lines)
+    assert not list(tmp_path.glob("*.png"))

@@ -12,7 +12,10 @@ from pytest_llmserve.client.dialects import (
     OpenAICompletions,
     Prompt,
     TGIGenerate,
+    for_framework,
 )
+from pytest_llmserve.frameworks.base import ApiPaths
+from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.load.records import RequestRecord
 
 
@@ -138,6 +141,18 @@ def test_tgi_rejects_token_id_prompts() -> None:
 def test_dialects_are_registered_by_name() -> None:
     assert set(DIALECTS) == {"openai-completions", "openai-chat", "tgi-generate"}
     assert all(d.name == name for name, d in DIALECTS.items())
+
+
+def test_a_dialect_is_sent_to_the_paths_its_framework_serves() -> None:
+    paths = ApiPaths(completions="/x/completions", chat="/x/chat")
+    assert DIALECTS["openai-completions"].at(paths).request("m", Prompt("hi", 1, 4))[0] == (
+        "/x/completions"
+    )
+    assert DIALECTS["openai-chat"].at(paths).request("m", Prompt("hi", 1, 4))[0] == "/x/chat"
+    assert DIALECTS["tgi-generate"].at(paths).request("m", Prompt("hi", 1, 4))[0] == (
+        "/generate_stream"
+    )  # its native API: OpenAI's paths do not apply
+    assert for_framework(VLLM()).request("m", Prompt("hi", 1, 4))[0] == VLLM().paths.completions
 
 
 # --- streamed events -----------------------------------------------------------------------

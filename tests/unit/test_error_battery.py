@@ -8,11 +8,19 @@ import time
 import pytest
 
 from pytest_llmserve.checklist import error_battery as eb
-from pytest_llmserve.frameworks import vllm_errors
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.frameworks.base import ApiPaths
+from pytest_llmserve.frameworks.openai_compat import OpenAICompatible
 from pytest_llmserve.frameworks.vllm import VLLM
 from tests.stubs.misbehaving import MODEL, Faults, serve
 
-CTX = eb.Context(MODEL, 64)
+VLLM_ = VLLM()
+CTX = eb.Context(MODEL, 64, VLLM_.paths)
+error_body_problems = VLLM_.error_body_problems
+
+
+def at(url: str) -> Endpoint:
+    return Endpoint(url, MODEL, VLLM_)
 
 
 def test_at_least_twelve_distinct_cases_and_vllm_declares_each() -> None:
@@ -51,41 +59,37 @@ def test_a_clean_refusal_passes() -> None:
         for c in eb.CASES:
             if c.id == "oversized_body":
                 continue  # 64 MiB through a stub: covered by the live suite
-            answer = eb.send(url, c.build(CTX), timeout_s=c.timeout_s(5))
-            assert eb.problems(answer, (400,), vllm_errors.error_body_problems) == [], c.id
-        assert eb.server_still_serves(url, MODEL, "/health") == []
+            answer = eb.send(at(url), c.build(CTX), timeout_s=c.timeout_s(5))
+            assert eb.problems(answer, (400,), error_body_problems) == [], c.id
+        assert eb.server_still_serves(at(url)) == []
 
 
 def test_a_5xx_for_bad_input_fails() -> None:
     with serve(Faults(error_status=500)) as url:
-        answer = eb.send(url, eb.case("max_tokens_zero").build(CTX), timeout_s=5)
-    found = eb.problems(answer, (400,), vllm_errors.error_body_problems)
+        answer = eb.send(at(url), eb.case("max_tokens_zero").build(CTX), timeout_s=5)
+    found = eb.problems(answer, (400,), error_body_problems)
     assert found == ["server error 500 for bad input (a 4xx was expected)"]
 
 
 def test_another_4xx_than_documented_fails() -> None:
     with serve(Faults(error_status=422)) as url:
-        answer = eb.send(url, eb.case("top_p_above_one").build(CTX), timeout_s=5)
-    assert eb.problems(answer, (400,), vllm_errors.error_body_problems) == [
-        "status 422, documented 400"
-    ]
+        answer = eb.send(at(url), eb.case("top_p_above_one").build(CTX), timeout_s=5)
+    assert eb.problems(answer, (400,), error_body_problems) == ["status 422, documented 400"]
 
 
 def test_a_hang_fails_within_the_timeout() -> None:
     with serve(Faults(hang_s=3)) as url:
         began = time.perf_counter()
-        answer = eb.send(url, eb.case("malformed_json").build(CTX), timeout_s=0.5)
+        answer = eb.send(at(url), eb.case("malformed_json").build(CTX), timeout_s=0.5)
         assert time.perf_counter() - began < 2
     assert answer.status is None
-    assert eb.problems(answer, (400,), vllm_errors.error_body_problems) == [
-        "no answer within 0.5 s (hung)"
-    ]
+    assert eb.problems(answer, (400,), error_body_problems) == ["no answer within 0.5 s (hung)"]
 
 
 def test_an_error_body_outside_the_schema_fails() -> None:
     with serve(Faults(flat_error=True)) as url:
-        answer = eb.send(url, eb.case("missing_prompt").build(CTX), timeout_s=5)
-    found = eb.problems(answer, (400,), vllm_errors.error_body_problems)
+        answer = eb.send(at(url), eb.case("missing_prompt").build(CTX), timeout_s=5)
+    found = eb.problems(answer, (400,), error_body_problems)
     assert len(found) == 1
     assert "error body: neither" in found[0]
     assert "keys: detail" in found[0]
@@ -94,7 +98,7 @@ def test_an_error_body_outside_the_schema_fails() -> None:
 def test_a_dead_server_afterwards_fails() -> None:
     with serve() as url:
         pass
-    found = eb.server_still_serves(url, MODEL, "/health", timeout_s=2)
+    found = eb.server_still_serves(at(url), timeout_s=2)
     assert found
     assert "unreachable afterwards" in found[0]
 
@@ -112,4 +116,18 @@ def test_a_dead_server_afterwards_fails() -> None:
     ],
 )  # fmt: skip
 def test_vllm_error_schema(body: object, expected: list[str]) -> None:
-    assert vllm_errors.error_body_problems(body) == expected
+    assert error_body_problems(body) == expected
+
+
+class _Prefixed(OpenAICompatible):
+    """An OpenAI-compatible server behind a path prefix: the cases follow its paths."""
+
+    paths = ApiPaths(completions="/api/v1/completions", chat="/api/v1/chat/completions")
+
+
+def test_cases_are_sent_to_the_frameworks_own_paths() -> None:
+    ctx = eb.Context(MODEL, 64, _Prefixed().paths)
+    built = {c.id: c.build(ctx) for c in eb.CASES}
+    chat = {"missing_messages", "chat_empty_messages", "chat_message_without_role"}
+    assert {r.path for i, r in built.items() if i in chat} == {"/api/v1/chat/completions"}
+    assert {r.path for i, r in built.items() if i not in chat} == {"/api/v1/completions"}

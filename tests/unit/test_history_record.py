@@ -19,6 +19,7 @@ from pytest_llmserve.history.record import (
     new_run_id,
 )
 from pytest_llmserve.launch.auth import redact_argv
+from pytest_llmserve.launch.external import ExternalSettings
 from pytest_llmserve.profile.model import Profile
 from tests.unit.history_helpers import record, target
 
@@ -46,7 +47,7 @@ def test_no_secret_enters_a_record(monkeypatch: pytest.MonkeyPatch) -> None:
         "secretive",
         env=(("HF_TOKEN", SECRET), ("VLLM_CPU_KVCACHE_SPACE", "1")),
         args=("--api-key", SECRET, f"--hf-token={SECRET}", "--max-num-seqs", "4"),
-        url=f"http://user:{SECRET}@127.0.0.1:8000/v1?token={SECRET}",
+        launch=ExternalSettings(f"http://user:{SECRET}@127.0.0.1:8000/v1?token={SECRET}"),
         launcher="external",
         api_key_env="PLANTED_API_KEY",
     )

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import sys
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.measure import lm_eval_bridge
 from pytest_llmserve.profile.model import Target
 
@@ -25,6 +27,8 @@ class FakeServer:
     base_url: str = "http://127.0.0.1:9"
     served_name: str = "m"
     model_path: str | None = None
+    framework: Any = field(default_factory=VLLM)
+    local_model: Path | None = None
 
 
 def server(api_key_env: str | None) -> Any:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_llmserve.frameworks import registry
 from pytest_llmserve.profile.markers import marker_lines, marker_names, marks_for
-from pytest_llmserve.profile.model import KNOWN_FRAMEWORKS, PRECISIONS, Target
+from pytest_llmserve.profile.model import PRECISIONS, Target
 
 
 def target(**kw: object) -> Target:
@@ -52,11 +53,11 @@ def test_marks_for_returns_pytest_marks_with_those_names() -> None:
 
 def test_marker_lines_register_every_marker_a_target_can_carry() -> None:
     registered = {line.split(":", 1)[0] for line in marker_lines()}
-    expected = {*KNOWN_FRAMEWORKS, "cpu", "gpu", "multi_gpu", "slow"}
+    expected = {*registry.names(), "cpu", "gpu", "multi_gpu", "slow"}
     expected |= {f"precision_{p}" for p in PRECISIONS}
     assert registered == expected
     # and every name marker_names can produce is among them
-    for fw in KNOWN_FRAMEWORKS:
+    for fw in registry.names():
         for p in PRECISIONS:
             t = target(framework=fw, precision=p, device="gpu", tp=2, slow=True)
             assert set(marker_names(t)) <= registered

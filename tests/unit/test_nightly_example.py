@@ -19,7 +19,11 @@ def test_the_example_runs_gpu_suites_keeps_history_uploads_the_report() -> None:
     save = next(s for s in steps if s.get("uses", "").startswith("actions/cache/save"))
     assert save["if"] == "always()"
     assert any(u.startswith("actions/upload-artifact") for u in uses)
-    assert "pytest suites/ -m gpu" in run
+    # The suites installed with the package: the user's repository has no suites/ folder.
+    assert "pytest --pyargs pytest_llmserve.suites -m gpu" in run
+    assert "pytest suites/" not in run
+    install = next(s["run"] for s in steps if s.get("name") == "Install")
+    assert "pytest-llmserve" in install
     assert "--llmserve-fail-on output_tok_s:-5%" in run
     assert "--llmserve-report" in run
     from pytest_llmserve.history.compare import parse_rule

@@ -6,9 +6,28 @@ import math
 
 import pytest
 
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.frameworks.base import ApiPaths
+from pytest_llmserve.frameworks.openai_compat import OpenAICompatible
+from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.measure import perplexity, tasks
 from pytest_llmserve.measure.task_items import ChoiceItem, GenItem
 from tests.stubs.logprob_model import Behaviour, serve, token_logprob
+
+
+class NoLogprobs(OpenAICompatible):
+    """An OpenAI-compatible server that cannot echo a prompt's log-probabilities."""
+
+    name = "llamacpp"
+
+
+class NoTokenizer(VLLM):
+    name = "no-tokenizer"
+    paths = ApiPaths(tokenize=None)
+
+
+def at(url: str, framework: object = None) -> Endpoint:
+    return Endpoint(url, "stub", framework or VLLM())  # type: ignore[arg-type]
 
 
 def test_windows_are_consecutive_and_no_longer_than_asked() -> None:
@@ -31,8 +50,7 @@ def test_heldout_text_is_the_language_reference() -> None:
 def test_nll_of_every_token_after_the_first_of_each_window() -> None:
     b = Behaviour()
     with serve(b) as url:
-        run = perplexity.measure(url, "stub", [[1, 2, 3], [4, 5]], dialect="openai-echo",
-                                 framework="vllm", concurrency=2)  # fmt: skip
+        run = perplexity.measure(at(url), [[1, 2, 3], [4, 5]], concurrency=2)
     assert run.tokens == 3
     assert run.nll[0] == pytest.approx((-token_logprob(1, 2, b), -token_logprob(2, 3, b)))
     assert run.nll[1] == pytest.approx((-token_logprob(4, 5, b),))
@@ -41,12 +59,12 @@ def test_nll_of_every_token_after_the_first_of_each_window() -> None:
 
 def test_a_framework_without_prompt_logprobs_is_not_measurable() -> None:
     with pytest.raises(perplexity.NotMeasurable, match="not measurable"):
-        perplexity.measure("http://127.0.0.1:9", "m", [[1, 2]], dialect=None, framework="llamacpp")
+        perplexity.measure(at("http://127.0.0.1:9", NoLogprobs()), [[1, 2]])
 
 
 def test_a_server_that_does_not_echo_logprobs_is_an_error_not_a_zero() -> None:
     with serve(Behaviour(echo=False)) as url, pytest.raises(RuntimeError, match="did not echo"):
-        perplexity.measure(url, "stub", [[1, 2, 3]], dialect="openai-echo", framework="vllm")
+        perplexity.measure(at(url), [[1, 2, 3]])
 
 
 def test_tasks_score_choices_by_loglik_and_generation_by_exact_match() -> None:
@@ -61,8 +79,8 @@ def test_tasks_score_choices_by_loglik_and_generation_by_exact_match() -> None:
         tasks.EncodedGen("gen/1", "gen", (1, 2), "y"),
     ]
     with serve(b) as url:
-        run = tasks.run(url, "stub", items, dialect="openai-echo", framework="vllm")
-        gen_only = tasks.run(url, "stub", items, dialect=None, framework="llamacpp")
+        run = tasks.run(at(url), items)
+        gen_only = tasks.run(at(url, NoLogprobs()), items)
     assert run.correct == {"mc/0": True, "mc/1": False, "gen/0": True, "gen/1": False}
     assert gen_only.correct == {"gen/0": True, "gen/1": False}
     assert gen_only.not_measured is not None
@@ -71,8 +89,13 @@ def test_tasks_score_choices_by_loglik_and_generation_by_exact_match() -> None:
 
 def test_server_tokenizer_and_encode() -> None:
     with serve(Behaviour()) as url:
-        tok = perplexity.ServerTokenizer(url, "stub")
+        tok = perplexity.ServerTokenizer(at(url))
         enc = tasks.encode([ChoiceItem("a/0", "a", "Q", (" x",), 0), GenItem("g/0", "g", "P", "1")],
                            tok)  # fmt: skip
         tok.close()
     assert enc[0] == tasks.EncodedChoice("a/0", "a", (ord("Q"),), ((32, ord("x")),), 0)
+
+
+def test_a_framework_without_a_tokenize_endpoint_is_not_measurable() -> None:
+    with pytest.raises(perplexity.NotMeasurable, match="no-tokenizer has no tokenize endpoint"):
+        perplexity.ServerTokenizer(at("http://127.0.0.1:9", NoTokenizer()))

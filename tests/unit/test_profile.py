@@ -143,7 +143,7 @@ def test_external_target_needs_no_local_model(tmp_path: Path) -> None:
     )
     [target] = profile.targets
     assert target.model == "meta-llama/Llama-3.1-8B"
-    assert (target.launcher, target.url) == ("external", "http://10.0.0.5:8000")
+    assert (target.launcher, target.launch.url) == ("external", "http://10.0.0.5:8000")
 
 
 def test_embedded_default_has_bf16_int8_int4_targets() -> None:
@@ -283,16 +283,16 @@ def test_target_name_must_be_safe_for_test_ids(tmp_path: Path, name: str) -> Non
     assert "letters, digits" in message
 
 
-def test_docker_launcher_is_known_but_not_available_yet(tmp_path: Path) -> None:
-    message = profile_error(tmp_path, with_field('launcher = "docker"'))
-    assert "launcher: 'docker' is not available yet" in message
-    assert "process, external" in message
-
-
-def test_unknown_launcher_names_valid_ones(tmp_path: Path) -> None:
+def test_unknown_launcher_names_the_registered_ones(tmp_path: Path) -> None:
     message = profile_error(tmp_path, with_field('launcher = "k8s"'))
-    assert "launcher: 'k8s' is not valid" in message
-    assert "process, docker, external" in message
+    assert "launcher: 'k8s' is not valid (valid: external, process)" in message
+
+
+def test_external_url_must_be_http(tmp_path: Path) -> None:
+    message = profile_error(
+        tmp_path, with_field('launcher = "external"\n    url = "10.0.0.5:8000"')
+    )
+    assert "url: expected an http:// or https:// URL, got '10.0.0.5:8000'" in message
 
 
 def test_external_launcher_requires_url(tmp_path: Path) -> None:

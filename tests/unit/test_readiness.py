@@ -13,12 +13,11 @@ from typing import Any
 
 import pytest
 
+from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.launch.readiness import (
     NotReady,
     Probe,
-    http_ok,
-    model_listed,
-    one_token,
+    standard_probes,
     wait_ready,
 )
 
@@ -120,7 +119,7 @@ def unused_port() -> int:
 
 
 def probes() -> list[Probe]:
-    return [http_ok("/health"), model_listed("/v1/models", SERVED), one_token(SERVED)]
+    return standard_probes(VLLM(), SERVED)
 
 
 def alive() -> str | None:
@@ -136,7 +135,7 @@ def wait(url: str, timeout_s: float = 5.0, **kw: Any) -> Any:
 def test_probes_pass_in_order_and_report_when(stub: Stub) -> None:
     started = time.monotonic()
     report = wait(stub.url, started_at=started)
-    assert list(report.passed_at) == ["GET /health 200", f"{SERVED} listed", "1-token completion"]
+    assert list(report.passed_at) == ["GET /health 200", f"{SERVED} listed", "1-token generation"]
     times = list(report.passed_at.values())
     assert times == sorted(times)
     assert 0 <= times[0] <= time.monotonic() - started
@@ -152,7 +151,7 @@ def test_health_503_is_retried_until_200(stub: Stub) -> None:
     report = wait(stub.url)
     assert stub.state.count("GET /health") == 4
     assert report.passed_at["GET /health 200"] >= 3 * POLL_S
-    assert "1-token completion" in report.passed_at
+    assert "1-token generation" in report.passed_at
 
 
 def test_passed_probe_is_not_asked_again(stub: Stub) -> None:
@@ -194,7 +193,7 @@ def test_failing_completion_reports_status_and_body(stub: Stub) -> None:
     with pytest.raises(NotReady) as info:
         wait(stub.url, timeout_s=0.5)
     message = str(info.value)
-    assert "stuck at: 1-token completion" in message
+    assert "stuck at: 1-token generation" in message
     assert "POST /v1/completions → 500" in message
     assert "engine dead" in message
 

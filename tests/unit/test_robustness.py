@@ -8,7 +8,14 @@ import pytest
 from pytest_llmserve.checklist import burst as bu
 from pytest_llmserve.checklist import disconnect as dc
 from pytest_llmserve.checklist import robustness as rb
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.frameworks.openai_compat import OpenAICompatible
+from pytest_llmserve.frameworks.vllm import VLLM
 from tests.stubs.misbehaving import MODEL, Faults, serve
+
+
+def at(url: str) -> Endpoint:
+    return Endpoint(url, MODEL, VLLM())
 
 
 def outcomes(verdicts: list[rb.Verdict]) -> dict[str, str]:
@@ -19,7 +26,7 @@ def storm(url: str, **kw: object) -> dc.DisconnectResult:
     args: dict[str, object] = {"streams": 8, "max_tokens": 500, "after_chunks": 3,
                                "drain_max_s": 2.0, "first_chunk_timeout_s": 10.0}  # fmt: skip
     args.update(kw)
-    return dc.disconnect_storm(url, MODEL, "vllm", {}, **args)  # type: ignore[arg-type]
+    return dc.disconnect_storm(at(url), **args)  # type: ignore[arg-type]
 
 
 def test_aborting_server_drains_and_counts_aborts() -> None:
@@ -92,8 +99,30 @@ def test_hung_up_streams_that_finished_as_length_fail() -> None:
         streams=4, received=[3] * 4,
         before=rb.Gauges(0, 0, 0.0, {"length": 10}), during=rb.Gauges(4, 0, 0.1),
         after=rb.Gauges(0, 0, 0.0, {"length": 14}), drain_s=3.0, drain_max_s=15.0,
+        finished_label="finished_reason", framework="vllm",
     )  # fmt: skip
     assert outcomes(dc.disconnect_verdicts(res, 0.02))["finished_length"] == "fail"
+
+
+class _NoReasons(VLLM):
+    """vLLM's gauges, but metrics that do not say why a request finished."""
+
+    name = "no-reasons"
+    finished_label = None
+
+
+def test_without_a_finished_label_the_length_check_is_not_measurable() -> None:
+    with serve() as url:
+        res = dc.disconnect_storm(Endpoint(url, MODEL, _NoReasons()), streams=4, max_tokens=500,
+                                  after_chunks=3, drain_max_s=2.0)  # fmt: skip
+    assert res.finished_label is None
+    assert set(res.before.finished) <= {""}  # every finished request, not split by reason
+    verdicts = dc.disconnect_verdicts(res, 0.02)
+    got = outcomes(verdicts)
+    assert got["finished_length"] == "inconclusive"
+    assert got["drain_s"] == "pass"
+    reason = next(v.reason for v in verdicts if v.metric == "finished_length")
+    assert "not measurable: no-reasons's metrics do not say why a request finished" in reason
 
 
 def _gauges(generated: float) -> rb.Gauges:
@@ -124,7 +153,7 @@ def test_tokens_generated_after_the_hang_up_are_judged_not_the_total(
 def test_a_busy_server_makes_the_disconnect_check_inconclusive() -> None:
     with serve(Faults(leak=True)) as url:
         storm(url, drain_max_s=0.5)  # leaves 8 requests "running" for ever
-        before, settled = rb.settle(url, "vllm", {}, max_s=0.5)
+        before, settled = rb.settle(at(url), max_s=0.5)
         res = storm(url, drain_max_s=0.5, settle_max_s=0.5)
     assert before.running == 8
     assert not settled
@@ -136,7 +165,7 @@ def test_a_busy_server_makes_the_disconnect_check_inconclusive() -> None:
 
 def test_burst_on_a_queueing_server_passes_with_counts() -> None:
     with serve(Faults(token_s=0.01)) as url:
-        res = bu.burst(url, MODEL, "vllm", {}, requests=64, max_tokens=4, burst_max_s=30)
+        res = bu.burst(at(url), requests=64, max_tokens=4, burst_max_s=30)
     assert res.completed == 64
     assert res.refused == 0
     assert res.bad == 0
@@ -146,7 +175,7 @@ def test_burst_on_a_queueing_server_passes_with_counts() -> None:
 
 def test_burst_answered_with_500_fails() -> None:
     with serve(Faults(fail_over=4, token_s=0.02)) as url:
-        res = bu.burst(url, MODEL, "vllm", {}, requests=32, max_tokens=4, burst_max_s=30)
+        res = bu.burst(at(url), requests=32, max_tokens=4, burst_max_s=30)
     assert res.statuses.get(500, 0) > 0
     verdicts = bu.burst_verdicts(res)
     assert outcomes(verdicts)["burst_bad"] == "fail"
@@ -165,5 +194,5 @@ def test_burst_past_its_bound_fails() -> None:
 
 
 def test_unknown_framework_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="known: vllm"):
-        rb.read_gauges("http://127.0.0.1:9", "tgi")
+    with pytest.raises(ValueError, match="'openai-compatible' \\(known: vllm\\)"):
+        rb.read_gauges(Endpoint("http://127.0.0.1:9", MODEL, OpenAICompatible()))

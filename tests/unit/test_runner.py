@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 
-from pytest_llmserve.client.dialects import Prompt
+from pytest_llmserve.client.dialects import Dialect, Prompt
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.frameworks.base import ApiPaths
+from pytest_llmserve.frameworks.openai_compat import OpenAICompatible
+from pytest_llmserve.load import runner
 from pytest_llmserve.load.records import LoadRun, RequestRecord
 from pytest_llmserve.load.runner import Schedule, run_load
 
@@ -271,3 +275,71 @@ def test_loop_lag_during_warmup_is_not_held_against_the_run() -> None:
     client = FakeClient(latency_s=0.01, block_s=0.06, block_warmup_only=True)
     result = run(client, Schedule(4, concurrency=1, warmup=1))
     assert result.max_loop_lag_s < 0.05
+
+
+# --- run_sync: the framework's streaming dialect -------------------------------------------
+
+
+class _TGI(OpenAICompatible):
+    name = "tgi-like"
+    stream_dialect = "tgi-generate"
+
+
+class _Prefixed(OpenAICompatible):
+    name = "prefixed"
+    paths = ApiPaths(completions="/api/v1/completions")
+
+
+class _Misnamed(OpenAICompatible):
+    name = "misnamed"
+    stream_dialect = "openai-complete"
+
+
+def _capture(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Swap the streaming client for a FakeClient that notes how it was built."""
+    seen: dict[str, Any] = {}
+
+    class Capture(FakeClient):
+        def __init__(self, base_url: str, model: str, dialect: Dialect, **kw: Any) -> None:
+            super().__init__()
+            seen.update(base_url=base_url, model=model, dialect=dialect, **kw)
+
+        async def aclose(self) -> None:
+            pass
+
+    monkeypatch.setattr(runner, "StreamingClient", Capture)
+    return seen
+
+
+def test_run_sync_speaks_the_frameworks_streaming_dialect(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _capture(monkeypatch)
+    endpoint = Endpoint("http://h:1", "m", _TGI(), {"Authorization": "Bearer k-123"})
+    run = runner.run_sync(endpoint, PROMPTS, Schedule(3, concurrency=1))
+    assert run.stopped_by == "count"
+    assert seen["dialect"].name == "tgi-generate"
+    assert (seen["base_url"], seen["model"]) == ("http://h:1", "m")
+    assert seen["headers"] == {"Authorization": "Bearer k-123"}
+
+
+def test_run_sync_sends_to_the_frameworks_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _capture(monkeypatch)
+    runner.run_sync(Endpoint("http://h:1", "m", _Prefixed()), PROMPTS, Schedule(1, concurrency=1))
+    path, _ = seen["dialect"].request("m", PROMPTS[0])
+    assert path == "/api/v1/completions"
+    assert seen["headers"] == {}
+
+
+def test_a_named_dialect_overrides_the_frameworks(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _capture(monkeypatch)
+    endpoint = Endpoint("http://h:1", "m", _Prefixed())
+    runner.run_sync(endpoint, PROMPTS, Schedule(1, concurrency=1), dialect="openai-chat")
+    assert seen["dialect"].name == "openai-chat"
+
+
+def test_an_unknown_dialect_names_the_valid_ones() -> None:
+    endpoint = Endpoint("http://127.0.0.1:9", "m", _Misnamed())
+    valid = r"\(valid: openai-chat, openai-completions, tgi-generate\)"
+    with pytest.raises(ValueError, match=r"misnamed: stream_dialect: .*'openai-complete' " + valid):
+        runner.run_sync(endpoint, PROMPTS, Schedule(1, concurrency=1))
+    with pytest.raises(ValueError, match=r"no streaming dialect 'sse' \(valid: openai-chat"):
+        runner.run_sync(endpoint, PROMPTS, Schedule(1, concurrency=1), dialect="sse")

@@ -13,6 +13,7 @@ import pytest
 
 from pytest_llmserve.checklist.performance import PerfHarness
 from pytest_llmserve.errors import ServerError, ServerStartError
+from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.launch.process import ProcessServer
 from pytest_llmserve.launch.readiness import ReadyReport
 from pytest_llmserve.load import runner
@@ -57,6 +58,7 @@ def test_a_live_server_does_not_stop_the_run() -> None:
 class _FakeServer:
     def __init__(self, tmp: Path) -> None:
         self.target = target()
+        self.framework = VLLM()
         self.base_url = "http://127.0.0.1:9"
         self.served_name = "m"
         self.log_path = tmp / "server.log"
@@ -75,7 +77,7 @@ def test_harness_raises_with_the_log_tail_when_the_server_dies(
 ) -> None:
     def fake_run_sync(*args: Any, **kw: Any) -> Any:
         client = FakeClient(latency_s=600.0, chunks=600)
-        return asyncio.run(run_load(client, PROMPTS, args[3], exited=kw["exited"]))  # type: ignore[arg-type]
+        return asyncio.run(run_load(client, PROMPTS, args[2], exited=kw["exited"]))  # type: ignore[arg-type]
 
     monkeypatch.setattr("pytest_llmserve.checklist.performance.run_sync", fake_run_sync)
     harness = PerfHarness(_FakeServer(tmp_path))  # type: ignore[arg-type]

@@ -1,11 +1,15 @@
-"""vLLM dialect: argv/env from a target, and what its startup log proves about precision.
+"""vLLM dialect: argv/env from a target, what its startup log proves about precision, and
+where its log shows a failure.
 
-Log lines are in vLLM 0.32's own formats (see the "Using %s for ..." and
-"Selected %s for %s" calls in vllm/model_executor).
+Logs are vLLM 0.32's own: the golden startup and failure logs recorded from a real
+server (tests/golden/vllm/0.32.0/), and for quantized starts single lines in the
+formats of the calls that write them ("Using %s for ...", "Selected %s for %s" in
+vllm/model_executor).
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -13,6 +17,7 @@ import pytest
 from pytest_llmserve.frameworks.base import EngineFacts
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.profile.model import Target
+from tests import golden
 
 vllm = VLLM()
 
@@ -135,30 +140,44 @@ def test_launch_spec_does_not_mutate_target_env() -> None:
 # --- engine_facts / precision_problems -----------------------------------------------------
 
 
+# vLLM 0.32's real startup log (tests/golden/vllm/0.32.0/startup.log, a bf16 start on CPU);
+# the quantized variants below are that real engine line with its fields changed.
+GOLDEN = golden.Golden("vllm", "0.32.0", golden.framework_folder("vllm") / "0.32.0")
+STARTUP_LOG = GOLDEN.startup_logs()["startup.log"]
+PP2_LOG = GOLDEN.failure_logs()["startup-pp2-failure.log"]
+ENGINE_LINE = next(
+    line for line in STARTUP_LOG.splitlines() if "Initializing a V1 LLM engine" in line
+)
+
+
 def engine_line(
     dtype: str = "torch.bfloat16",
     quantization: str = "None",
     kv: str = "auto",
     quantization_config: str = "None",
 ) -> str:
-    return (
-        "(EngineCore pid=5016) INFO 11-27 02:30:00 [core.py:133] Initializing a V1 LLM engine "
-        "(v0.32.0) with config: model='/tmp/smol', speculative_config=None, "
-        "tokenizer='/tmp/smol', skip_tokenizer_init=False, tokenizer_mode=auto, revision=None, "
-        f"tokenizer_revision=None, trust_remote_code=False, dtype={dtype}, max_seq_len=2048, "
-        "download_dir=None, load_format=auto, tensor_parallel_size=1, "
-        "pipeline_parallel_size=1, data_parallel_size=1, disable_custom_all_reduce=True, "
-        f"quantization={quantization}, quantization_config={quantization_config}, "
-        "enforce_eager=True, enable_return_routed_experts=False, "
-        f"kv_cache_dtype={kv}, device_config=cpu, seed=0"
-    )
+    """The golden engine-config line with its precision fields set (each appears once)."""
+    line = ENGINE_LINE
+    for name, value in (
+        ("dtype", dtype),
+        ("quantization", quantization),
+        ("quantization_config", quantization_config),
+        ("kv_cache_dtype", kv),
+    ):
+        line, n = re.subn(rf"([\s,]){name}=[^,\s]+", rf"\g<1>{name}={value}", line, count=1)
+        assert n == 1, f"{name}= not in the golden engine line"
+    return line
 
 
+# Quantized starts (not in the golden files: their variants take minutes to build):
+# each line is in vLLM 0.32's own format, from the call that logs it.
 ZERO_LAYERS = (
     "(Worker pid=5354) INFO 11-27 02:30:59 [base_loader.py:151] Quantizing 0 layers of types: "
 )
+# Logged by vLLM's GPU model runner only (gpu_model_runner.py); the CPU runner does not
+# say how much memory the weights took (the golden CPU log has no such line).
 LOADING = (
-    "(Worker pid=5354) INFO 11-27 02:31:00 [cpu_model_runner.py:90] "
+    "(Worker pid=5354) INFO 11-27 02:31:00 [gpu_model_runner.py:5150] "
     "Model loading took 0.2512 GiB memory and 1.234567 seconds"
 )
 # vLLM 0.32: init_int8_linear_kernel logs "Selected %s for %s" (module name = scheme class).
@@ -180,6 +199,26 @@ CT_CONFIG = "{'quant_method': 'compressed-tensors', 'format': 'int-quantized', '
 
 def log(*lines: str) -> str:
     return "\n".join(["INFO some unrelated line", *lines, "INFO Application startup complete."])
+
+
+def test_engine_facts_of_the_golden_bf16_start() -> None:
+    facts = vllm.engine_facts(STARTUP_LOG)
+    assert (facts.dtype, facts.quantization, facts.kv_cache_dtype) == (
+        "torch.bfloat16",
+        None,
+        "auto",
+    )
+    assert facts.linear_kernels == ()
+    assert facts.quantized_layers is None
+    assert facts.weights_gib is None  # vLLM's CPU runner does not log it
+    assert vllm.precision_problems(target(), facts) == []
+
+
+def test_engine_line_helper_changes_only_the_fields_asked() -> None:
+    assert engine_line() == ENGINE_LINE
+    changed = engine_line(dtype="torch.float16", kv="fp8")
+    assert vllm.engine_facts(changed).dtype == "torch.float16"
+    assert vllm.engine_facts(changed).kv_cache_dtype == "fp8"
 
 
 def test_engine_facts_read_bf16_config_line() -> None:
@@ -305,3 +344,81 @@ def test_kv_cache_dtype_mismatch_is_a_problem() -> None:
 def test_kv_cache_dtype_applied_is_fine() -> None:
     facts = vllm.engine_facts(log(engine_line(kv="fp8_e4m3")))
     assert vllm.precision_problems(target(kv_cache_dtype="fp8_e4m3"), facts) == []
+
+
+# --- first_error -----------------------------------------------------------------------------
+
+
+def record(level: str, *lines: str, process: str = "(Worker_PP1 pid=77) ") -> list[str]:
+    """One record of vLLM's logger: every line carries the same header."""
+    head = f"{process}{level} 12-02 02:19:01 [multiproc_executor.py:1063] "
+    return [head + line for line in lines]
+
+
+TRACEBACK = (
+    "Traceback (most recent call last):",
+    '  File "worker.py", line 3, in run',
+    "    assert rank_ok",
+    "AssertionError",
+)
+
+
+def test_first_error_of_the_golden_pp2_failure_is_the_worker_traceback() -> None:
+    found = vllm.first_error(PP2_LOG)
+    lines = found.splitlines()
+    assert lines[0].startswith("(Worker_PP1 pid=")
+    assert lines[0].endswith("WorkerProc hit an exception.")
+    assert lines[1] == "Traceback (most recent call last):"
+    assert lines[-1] == "AssertionError"
+    assert "assert self.intermediate_tensors is not None" in found
+    assert "[multiproc_executor.py:1063]" not in "\n".join(lines[1:])  # headers stripped
+    assert "EngineDeadError" not in found
+    assert "nanobind" not in found
+    assert len(lines) < 40
+
+
+def test_the_golden_pp2_failure_ends_in_chatter_that_hides_the_cause() -> None:
+    tail = "\n".join(PP2_LOG.splitlines()[-golden.TAIL_LINES :])
+    assert "AssertionError" not in tail
+    assert "nanobind: leaked" in tail
+
+
+def test_first_error_of_the_golden_clean_start_is_empty() -> None:
+    assert vllm.first_error(STARTUP_LOG) == ""
+
+
+def test_records_below_error_level_are_not_errors_whatever_they_say() -> None:
+    text = "\n".join(
+        record("WARNING", "Found ulimit of 20000 and failed to increase with error: limit")
+        + record("INFO", "ValueError: only quoted in a message")
+    )
+    assert vllm.first_error(text) == ""
+
+
+def test_an_error_record_without_traceback_is_its_own_lines() -> None:
+    text = "\n".join(["INFO up", *record("ERROR", "engine failed", "  detail"), "INFO down"])
+    found = vllm.first_error(text)
+    assert found.splitlines() == [record("ERROR", "engine failed")[0], "  detail"]
+
+
+def test_critical_counts_and_the_first_error_record_wins() -> None:
+    text = "\n".join(record("CRITICAL", "first", process="") + record("ERROR", *TRACEBACK))
+    assert vllm.first_error(text) == record("CRITICAL", "first", process="")[0]
+
+
+def test_a_long_traceback_keeps_its_exception_line() -> None:
+    frames = [f'  File "f{i}.py", line {i}, in f' for i in range(60)]
+    text = "\n".join(record("ERROR", "boom", TRACEBACK[0], *frames, "RuntimeError: deep"))
+    lines = vllm.first_error(text).splitlines()
+    assert len(lines) <= 41
+    assert lines[-1] == "RuntimeError: deep"
+    assert "  ..." in lines
+
+
+def test_a_crash_outside_vllms_logger_gets_the_generic_rule() -> None:
+    # A traceback printed to stderr before logging is set up: no record header, only
+    # (sometimes) the process prefix, which the generic rule strips.
+    text = "\n".join(
+        ["INFO starting", *(f"(EngineCore pid=9) {line}" for line in TRACEBACK), "INFO bye"]
+    )
+    assert vllm.first_error(text) == "\n".join(TRACEBACK)

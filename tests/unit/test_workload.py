@@ -14,6 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.frameworks.base import ApiPaths
+from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.load.workload import (
     Lengths,
     corpus_text,
@@ -22,6 +25,7 @@ from pytest_llmserve.load.workload import (
     shared_prefix,
     synthetic,
 )
+from pytest_llmserve.measure.perplexity import NotMeasurable
 
 # Distinct ids, so a prompt's first id tells where in the corpus it was cut.
 CORPUS = list(range(1000, 1600))
@@ -243,9 +247,9 @@ def test_server_token_ids_posts_the_text_without_special_tokens(
     tokenizer_server: tuple[str, type[_Tokenizer]],
 ) -> None:
     url, handler = tokenizer_server
-    ids = server_token_ids(url, "served-model", "one three seven")
+    ids = server_token_ids(Endpoint(url, "served-model", VLLM()), "one three seven")
     assert ids == [3, 5, 5]
-    assert handler.paths == ["/tokenize"]
+    assert handler.paths == [VLLM().paths.tokenize]
     assert handler.bodies == [
         {"model": "served-model", "prompt": "one three seven", "add_special_tokens": False}
     ]
@@ -257,4 +261,26 @@ def test_server_token_ids_raises_when_the_server_has_no_tokenize_endpoint(
     url, handler = tokenizer_server
     handler.status = 404
     with pytest.raises(httpx.HTTPStatusError):
-        server_token_ids(url, "m", "text")
+        server_token_ids(Endpoint(url, "m", VLLM()), "text")
+
+
+class _OwnTokenize(VLLM):
+    paths = ApiPaths(tokenize="/extra/tokenize")
+
+
+class _NoTokenize(VLLM):
+    name = "no-tokenize"
+    paths = ApiPaths(tokenize=None)
+
+
+def test_server_token_ids_uses_the_frameworks_tokenize_path(
+    tokenizer_server: tuple[str, type[_Tokenizer]],
+) -> None:
+    url, handler = tokenizer_server
+    server_token_ids(Endpoint(url, "m", _OwnTokenize()), "a b")
+    assert handler.paths == ["/extra/tokenize"]
+
+
+def test_a_framework_without_tokenize_is_not_measurable_not_a_guess() -> None:
+    with pytest.raises(NotMeasurable, match="no-tokenize has no tokenize endpoint"):
+        server_token_ids(Endpoint("http://127.0.0.1:9", "m", _NoTokenize()), "text")
