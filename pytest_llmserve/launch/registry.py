@@ -6,39 +6,18 @@ Other packages add theirs through the ``pytest_llmserve_launchers`` hook
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from pytest_llmserve.launch.external import ExternalLauncher
 from pytest_llmserve.launch.launcher import Launcher
 from pytest_llmserve.launch.process import ProcessLauncher
+from pytest_llmserve.registry import Registry
 
 DEFAULT = "process"  # also the default of profile.model.Target.launcher
-_BUILTIN: tuple[Launcher, ...] = (ProcessLauncher(), ExternalLauncher())
-_LAUNCHERS: dict[str, Launcher] = {launcher.name: launcher for launcher in _BUILTIN}
+LAUNCHERS: Registry[Launcher] = Registry("launcher", (ProcessLauncher(), ExternalLauncher()))
 
-
-def names() -> tuple[str, ...]:
-    return tuple(sorted(_LAUNCHERS))
-
-
-def get(name: str) -> Launcher:
-    try:
-        return _LAUNCHERS[name]
-    except KeyError:
-        raise KeyError(f"unknown launcher {name!r} (valid: {', '.join(names())})") from None
-
-
-def all_launchers() -> tuple[Launcher, ...]:
-    return tuple(_LAUNCHERS[name] for name in names())
-
-
-def install(added: Iterable[Launcher]) -> None:
-    """The built-ins plus ``added``; the first of each name wins (a plugin may replace one)."""
-    chosen: dict[str, Launcher] = {}
-    for launcher in (*added, *_BUILTIN):
-        chosen.setdefault(launcher.name, launcher)
-    _LAUNCHERS.clear()
-    _LAUNCHERS.update(chosen)
+names = LAUNCHERS.names
+get = LAUNCHERS.get
+install = LAUNCHERS.install
+all_launchers = LAUNCHERS.all
 
 
 def sweep_orphans() -> list[str]:
