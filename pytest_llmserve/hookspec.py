@@ -72,7 +72,7 @@ def pytest_llmserve_launchers(config: pytest.Config) -> Sequence[Launcher]:
             name = "gateway"
             keys = ("gateway",)
             launches = False
-            local_model = False
+            runs_here = False
 
             def settings(self, values, where):
                 if "gateway" not in values:

@@ -106,7 +106,7 @@ def llm_target(request: pytest.FixtureRequest) -> Target:
 def llm_server(llm_target: Target, request: pytest.FixtureRequest) -> Iterator[Server]:
     """The ready server of this target, started once and shared until its tests are done."""
     llm = LLMServeSession.of(request.config)
-    why = llm.missing_gpus(llm_target)
+    why = llm.cannot_serve(llm_target)
     if why is not None:
         pytest.skip(why)
     server = llm.pool.get(llm_target)

@@ -106,13 +106,19 @@ class LLMServeSession:
             self._gpus = gpu_info.inventory()
         return self._gpus
 
-    def missing_gpus(self, target: Target) -> str | None:
-        """Why this machine cannot run ``target`` (None: it can)."""
-        if target.device != "gpu":
+    def cannot_serve(self, target: Target) -> str | None:
+        """Why this machine cannot run ``target`` (None: it can, as far as is known).
+
+        Only for a launcher that runs the server here: a server elsewhere has its own
+        GPUs and CPU.
+        """
+        if not launcher_registry.get(target.launcher).runs_here:
             return None
+        if target.device != "gpu":
+            return framework_registry.get(target.framework).unsupported_here(target)
         inv, needed = self.gpus(), max(1, target.gpus)
         if inv.count >= needed:
-            return None
+            return framework_registry.get(target.framework).unsupported_here(target)
         return (
             f"target {target.name} needs {needed} GPU(s); "
             f"{inv.why_none or f'this machine has {inv.count}'}"

@@ -84,6 +84,15 @@ class Framework(Protocol):
         """The version the running server reports about itself (None: it does not say)."""
         ...
 
+    def unsupported_here(self, target: Target) -> str | None:
+        """Why this machine cannot serve ``target`` at all (None: as far as it knows, it can).
+
+        Only for what is known before any start, such as a kernel this machine's build
+        lacks: such a target is skipped with the reason, never started to fail. A start
+        that fails for any other reason still fails.
+        """
+        ...
+
     def readiness_request(self, served_name: str) -> tuple[str, dict[str, Any]]:
         """Path and JSON body of the smallest real generation: one token, greedy."""
         ...

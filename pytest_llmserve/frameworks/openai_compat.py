@@ -66,6 +66,9 @@ class OpenAICompatible:
             return None
         return str(version) if version else None
 
+    def unsupported_here(self, target: Target) -> str | None:
+        return None
+
     def readiness_request(self, served_name: str) -> tuple[str, dict[str, Any]]:
         body = {"model": served_name, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
         return self.paths.completions, body

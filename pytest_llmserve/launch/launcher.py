@@ -39,9 +39,10 @@ class Launcher(Protocol):
     keys: tuple[str, ...]
     # Whether it starts the server itself: then a missing API key may be generated for it.
     launches: bool
-    # Whether the server reads its model from this machine: then a target's model path
-    # must exist here before anything starts (a cluster's launcher would say no).
-    local_model: bool
+    # Whether the server runs on this machine: then a target's model path must exist
+    # here before anything starts, and this machine's limits apply to it (a framework's
+    # ``unsupported_here``); a cluster's launcher, like the external one, says no.
+    runs_here: bool
 
     def settings(self, values: Mapping[str, Any], where: str) -> Any:
         """Its typed, frozen settings from the target's values of ``keys``.

@@ -45,7 +45,7 @@ class ProcessLauncher:
     name = "process"
     keys: tuple[str, ...] = ()
     launches = True
-    local_model = True
+    runs_here = True
 
     def settings(self, values: Mapping[str, Any], where: str) -> ProcessSettings:
         return ProcessSettings()

@@ -196,7 +196,7 @@ def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
             allowed = " or ".join(repr(n) for n in names)
             raise ProfileError(f"{where}: {key}: only valid with launcher = {allowed}")
     settings = launcher.settings({k: values[k] for k in launcher.keys if k in values}, where)
-    model = _model(values["model"], values, where, base_dir, local=launcher.local_model)
+    model = _model(values["model"], values, where, base_dir, local=launcher.runs_here)
     return Target(
         name=name,
         framework=values["framework"],

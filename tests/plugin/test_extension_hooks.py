@@ -61,6 +61,11 @@ class TinyServe(OpenAICompatible):
     name = "tinyserve"
     paths = ApiPaths(health="/ping", version="/about", tokenize=None)
 
+    def unsupported_here(self, target):
+        if target.precision == "int4":
+            return f"target {{target.name}}: tinyserve has no int4 kernel on this machine"
+        return None
+
     def launch_spec(self, target, model_path, host, port):
         served = target.served_name or target.name
         return LaunchSpec(argv=(sys.executable, "-c", SERVER, host, str(port), served))
@@ -126,3 +131,19 @@ def test_a_launcher_from_a_plugin_owns_its_keys_in_the_profile(
     result = pytester.runpytest_subprocess("--llmserve-profile", "profile.toml", "--co")
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*url: only valid with launcher = 'elsewhere' or 'external'*"])
+
+
+def test_a_target_the_framework_cannot_serve_here_is_skipped_with_why_and_never_started(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(CONFTEST)
+    (pytester.path / "ckpt").mkdir()
+    pytester.makefile(".toml", profile=PROFILE.replace('"bf16"', '"int4"'))
+    pytester.makepyfile(test_tiny=TESTS)
+    result = pytester.runpytest_subprocess(
+        "--llmserve-profile", "profile.toml", "-rs", "-p", "no:cacheprovider",
+        "--llmserve-history", "none", "--llmserve-report", "none",
+    )  # fmt: skip
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*tiny: tinyserve has no int4 kernel on this machine*"])
+    result.stdout.no_fnmatch_line("*llmserve servers*")  # nothing was started

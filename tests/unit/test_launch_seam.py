@@ -79,7 +79,7 @@ class FakeLauncher:
     name = "fake"
     keys: tuple[str, ...] = ()
     launches = True
-    local_model = True
+    runs_here = True
 
     def __init__(self, logs: list[str], retry: bool = False) -> None:
         self.logs = logs

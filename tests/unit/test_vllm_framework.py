@@ -422,3 +422,42 @@ def test_a_crash_outside_vllms_logger_gets_the_generic_rule() -> None:
         ["INFO starting", *(f"(EngineCore pid=9) {line}" for line in TRACEBACK), "INFO bye"]
     )
     assert vllm.first_error(text) == "\n".join(TRACEBACK)
+
+
+# --- what this machine cannot serve -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("flags", "precision", "device", "refused"),
+    [
+        ({"avx2"}, "int4", "cpu", True),  # the AVX2 kernel library has no int4 kernel
+        ({"avx2", "avx512f"}, "int4", "cpu", False),
+        ({"avx2"}, "int8", "cpu", False),
+        ({"avx2"}, "bf16", "cpu", False),
+        ({"avx2"}, "int4", "gpu", False),
+        (None, "int4", "cpu", False),  # cannot tell: try it, and a failed start says why
+        ({"asimd"}, "int4", "cpu", False),  # not x86
+    ],
+)
+def test_int4_on_a_cpu_without_avx512_is_refused_before_any_start(
+    monkeypatch: pytest.MonkeyPatch,
+    flags: set[str] | None,
+    precision: str,
+    device: str,
+    refused: bool,
+) -> None:
+    from pytest_llmserve.frameworks import vllm
+
+    monkeypatch.setattr(vllm, "cpu_flags", lambda: None if flags is None else frozenset(flags))
+    why = VLLM().unsupported_here(target(precision=precision, device=device))
+    assert (why is not None) == refused
+    if why is not None:
+        assert "AVX-512" in why
+        assert "int4" in why
+
+
+def test_cpu_flags_reads_this_machine() -> None:
+    from pytest_llmserve.frameworks import vllm
+
+    flags = vllm.cpu_flags()
+    assert flags is None or all(isinstance(f, str) and f for f in flags)
