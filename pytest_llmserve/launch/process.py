@@ -28,6 +28,7 @@ from pytest_llmserve.launch.launcher import StartContext
 from pytest_llmserve.launch.ports import free_port
 from pytest_llmserve.launch.readiness import ReadyReport
 from pytest_llmserve.launch.server import Server, read_tail
+from pytest_llmserve.launch.start import start_server
 from pytest_llmserve.profile.model import Target
 
 HOST = "127.0.0.1"
@@ -91,8 +92,6 @@ class ProcessServer:
     @classmethod
     def start(cls, target: Target, framework: Framework, model_path: str, log_path: Path) -> Server:
         """One target through the shared start sequence, with this launcher and this model."""
-        from pytest_llmserve.launch.start import start_server
-
         ctx = StartContext(model_path=lambda _t: model_path, log_path=lambda _t: log_path)
         return start_server(ProcessLauncher(), target, framework, ctx)
 
