@@ -114,15 +114,14 @@ class LLMServeSession:
         """
         if not launcher_registry.get(target.launcher).runs_here:
             return None
-        if target.device != "gpu":
-            return framework_registry.get(target.framework).unsupported_here(target)
-        inv, needed = self.gpus(), max(1, target.gpus)
-        if inv.count >= needed:
-            return framework_registry.get(target.framework).unsupported_here(target)
-        return (
-            f"target {target.name} needs {needed} GPU(s); "
-            f"{inv.why_none or f'this machine has {inv.count}'}"
-        )
+        if target.device == "gpu":
+            inv, needed = self.gpus(), max(1, target.gpus)
+            if inv.count < needed:
+                return (
+                    f"target {target.name} needs {needed} GPU(s); "
+                    f"{inv.why_none or f'this machine has {inv.count}'}"
+                )
+        return framework_registry.get(target.framework).unsupported_here(target)
 
     def accuracy_view(self, server: Server, item: pytest.Item) -> AccuracyView:
         """``server``'s accuracy figures and its baseline's, for the test ``item``."""
