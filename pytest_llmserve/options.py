@@ -7,6 +7,7 @@ The command line wins over the ini file.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,11 +16,13 @@ import pytest
 from pytest_llmserve.errors import ProfileError
 from pytest_llmserve.history.compare import CompareSpec, Rule, parse_compare, parse_rule
 from pytest_llmserve.history.store import HistoryStore, open_store
-from pytest_llmserve.profile.default import embedded_default
+from pytest_llmserve.profile.default import BASELINES, embedded_default
 from pytest_llmserve.profile.load import load_profile, pyproject_profile
 from pytest_llmserve.profile.model import Profile, Target
 
 INCONCLUSIVE_MODES = ("skip", "fail")
+CHECKLISTS = ("full", "quick")
+BASELINE_ENV = "LLMSERVE_EMBEDDED_BASELINE"
 NO_COMPARE = CompareSpec("none")
 
 
@@ -86,6 +89,18 @@ OPTIONS = (
         "report",
         "the HTML report to write (default: report.html in the session's log folder; none: off)",
     ),
+    _Option(
+        "checklist",
+        "full: every suite; quick: the smoke suite, a short throughput floor and the "
+        "metrics contract on every target, for pull requests (the rest is deselected)",
+        default="full",
+    ),
+    _Option(
+        "embedded-baseline",
+        "the embedded default's baseline precision: auto (bf16 where the CPU computes bf16 "
+        "natively, AVX512-BF16 or AMX; else fp32), bf16 or fp32 "
+        f"(default: ${BASELINE_ENV}, else auto)",
+    ),
 )
 
 
@@ -103,6 +118,7 @@ class Settings:
     fail_on: tuple[Rule, ...] = ()
     report: Path | None = None
     report_off: bool = False
+    checklist: str = "full"
 
 
 def argparse_help(text: str) -> str:
@@ -146,11 +162,12 @@ def _path(config: pytest.Config, opt: _Option) -> Path | None:
 def parse_settings(config: pytest.Config) -> Settings:
     """Every llmserve option as a typed value; raises ``ProfileError`` on a bad one."""
     profile_opt, target_opt, cache_opt, log_opt, inconclusive_opt, builder_opt = OPTIONS[:6]
+    opts = {o.name: o for o in OPTIONS}
     profile_path = _path(config, profile_opt)
     if profile_path is not None:
         profile = load_profile(profile_path)
     else:
-        profile = pyproject_profile(config.rootpath) or embedded_default()
+        profile = pyproject_profile(config.rootpath) or embedded_default(_baseline(config))
 
     wanted: list[str] = config.getoption(target_opt.dest) or list(config.getini(target_opt.ini))
     unknown = [n for n in wanted if n not in profile.target_names]
@@ -163,12 +180,8 @@ def parse_settings(config: pytest.Config) -> Settings:
     log_dir = _path(config, log_opt)
     assert log_dir is not None  # it has a default
     builder, _ = _value(config, builder_opt)
-    inconclusive, _ = _value(config, inconclusive_opt)
-    if inconclusive not in INCONCLUSIVE_MODES:
-        raise ProfileError(
-            f"{inconclusive_opt.flag}: {inconclusive!r} is not valid "
-            f"(valid: {', '.join(INCONCLUSIVE_MODES)})"
-        )
+    inconclusive = _choice(config, inconclusive_opt, INCONCLUSIVE_MODES)
+    checklist = _choice(config, opts["checklist"], CHECKLISTS)
     history, compare_spec, rules, report, report_off = _history_settings(config)
     return Settings(
         profile=profile,
@@ -183,7 +196,26 @@ def parse_settings(config: pytest.Config) -> Settings:
         fail_on=rules,
         report=report,
         report_off=report_off,
+        checklist=checklist,
     )
+
+
+def _choice(config: pytest.Config, opt: _Option, valid: tuple[str, ...]) -> str:
+    value, _ = _value(config, opt)
+    value = value or valid[0]
+    if value not in valid:
+        raise ProfileError(f"{opt.flag}: {value!r} is not valid (valid: {', '.join(valid)})")
+    return value
+
+
+def _baseline(config: pytest.Config) -> str:
+    opt = next(o for o in OPTIONS if o.name == "embedded-baseline")
+    value, _ = _value(config, opt)
+    value = value or os.environ.get(BASELINE_ENV) or "auto"
+    if value not in BASELINES:
+        where = opt.flag if _value(config, opt)[0] else f"${BASELINE_ENV}"
+        raise ProfileError(f"{where}: {value!r} is not valid (valid: {', '.join(BASELINES)})")
+    return value
 
 
 def _history_settings(

@@ -32,7 +32,7 @@ from pytest_llmserve.errors import ProfileError
 from pytest_llmserve.frameworks import registry as framework_registry
 from pytest_llmserve.launch import registry as launcher_registry
 from pytest_llmserve.launch.server import Server
-from pytest_llmserve.profile.checks import PerfChecks, perf_checks
+from pytest_llmserve.profile.checks import PerfChecks, perf_checks, quick_checks
 from pytest_llmserve.profile.markers import marker_lines, marks_for
 from pytest_llmserve.profile.model import Target
 from pytest_llmserve.session import PLUGIN_NAME, SESSION, LLMServeSession, item_target
@@ -129,9 +129,13 @@ def llm_perf(llm_server: Server, request: pytest.FixtureRequest) -> PerfHarness:
 
 
 @pytest.fixture(scope="session")
-def llm_checks(llm_target: Target) -> PerfChecks:
-    """This target's performance checks from the profile (validated when it loaded)."""
-    return perf_checks(llm_target.checks, f"target {llm_target.name}")
+def llm_checks(llm_target: Target, request: pytest.FixtureRequest) -> PerfChecks:
+    """This target's performance checks from the profile (validated when it loaded); in
+    the quick checklist, with the short throughput run."""
+    checks = perf_checks(llm_target.checks, f"target {llm_target.name}")
+    if LLMServeSession.of(request.config).settings.checklist == "quick":
+        return quick_checks(checks)
+    return checks
 
 
 @pytest.fixture

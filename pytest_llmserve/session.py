@@ -37,6 +37,8 @@ from pytest_llmserve.measure import gpus as gpu_info
 from pytest_llmserve.models import catalog
 from pytest_llmserve.options import Settings
 from pytest_llmserve.profile.accuracy import accuracy_checks
+from pytest_llmserve.profile.checks import QUICK_WAVES
+from pytest_llmserve.profile.markers import QUICK
 from pytest_llmserve.profile.model import Target
 from pytest_llmserve.report import terminal
 
@@ -182,8 +184,26 @@ class LLMServeSession:
                 f"llmserve: swept {len(self.swept)} leftover(s) of killed earlier sessions:"
             )
             lines += [f"llmserve:   {line}" for line in self.swept]
+        if s.checklist == "quick":
+            lines.append(
+                "llmserve: quick checklist: the smoke suite, a short throughput floor "
+                f"({QUICK_WAVES} waves) and the metrics contract; the rest is deselected"
+            )
         lines.append(history.header_line(s))
         return lines
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        """The quick checklist: a target test not marked for it is deselected (a test
+        that runs against no target is the user's own, and stays)."""
+        if self.settings.checklist != "quick":
+            return
+        kept, dropped = [], []
+        for item in items:
+            out = item_target(item) is not None and item.get_closest_marker(QUICK) is None
+            (dropped if out else kept).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = kept
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(

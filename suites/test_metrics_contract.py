@@ -26,6 +26,7 @@ from pytest_llmserve.profile.contract_checks import MetricsChecks, metrics_check
 from pytest_llmserve.profile.model import Target
 
 Judge = Callable[..., None]
+pytestmark = pytest.mark.llmserve_quick
 
 
 @dataclass(frozen=True)

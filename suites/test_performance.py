@@ -37,6 +37,7 @@ def measurable(llm_perf: PerfHarness, llm_checks: PerfChecks) -> None:
         pytest.skip(why)
 
 
+@pytest.mark.llmserve_quick
 def test_output_throughput_floor(
     llm_perf: PerfHarness,
     llm_checks: PerfChecks,

@@ -9,6 +9,8 @@ from pytest_llmserve.checklist.precision import precision_problems
 from pytest_llmserve.client.openai import OpenAIClient
 from pytest_llmserve.launch.server import Server
 
+pytestmark = pytest.mark.llmserve_quick
+
 PROMPT = "The capital of France is"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 

@@ -9,12 +9,11 @@ metadata for "vllm") fails; the API server module is started directly instead.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import sys
-from pathlib import Path
 
+from pytest_llmserve.cpu import cpu_flags, is_x86
 from pytest_llmserve.frameworks import vllm_errors
 from pytest_llmserve.frameworks.base import EngineFacts, LaunchSpec
 from pytest_llmserve.frameworks.contract import ErrorExpectation, MetricContract, MetricFamily
@@ -88,7 +87,7 @@ class VLLM(OpenAICompatible):
         if target.device != "cpu" or target.precision != "int4":
             return None
         flags = cpu_flags()
-        if flags is None or "avx2" not in flags or "avx512f" in flags:
+        if flags is None or not is_x86(flags) or "avx512f" in flags:
             return None  # not an x86 CPU without AVX-512, or cannot tell: try it
         return (
             f"target {target.name}: vLLM's CPU build serves int4 only on a CPU with AVX-512; "
@@ -103,7 +102,8 @@ class VLLM(OpenAICompatible):
             "--host", host,
             "--port", str(port),
         ]  # fmt: skip
-        argv += ["--dtype", _DTYPE.get(target.precision, "auto")]
+        if "--dtype" not in target.args:  # a quantized target may name its activations' dtype
+            argv += ["--dtype", _DTYPE.get(target.precision, "auto")]
         if target.max_model_len:
             argv += ["--max-model-len", str(target.max_model_len)]
         if target.kv_cache_dtype != "auto":
@@ -207,20 +207,6 @@ class VLLM(OpenAICompatible):
 
     def error_expectations(self) -> dict[str, ErrorExpectation]:
         return dict(vllm_errors.EXPECTED)
-
-
-@functools.cache
-def cpu_flags() -> frozenset[str] | None:
-    """This machine's CPU feature flags (Linux ``/proc/cpuinfo``); None where unreadable."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return None
 
 
 def _cpu_binding(ranks: int) -> str:

@@ -66,6 +66,15 @@ VARIANTS: tuple[Variant, ...] = (
     ),
     Variant(
         model="smollm2",
+        key="fp32",
+        precision="fp32",
+        method=None,
+        recipe={"kind": "convert", "dtype": "float32"},
+        description="GGUF dequantized to an fp32 HF checkpoint (the baseline where the CPU "
+        "has no native bf16)",
+    ),
+    Variant(
+        model="smollm2",
         key="int8-w8a8",
         precision="int8",
         method="smoothquant",

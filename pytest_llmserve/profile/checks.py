@@ -7,7 +7,7 @@ session before any server starts. A check left out of the profile is not run
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any, TypeVar
 
 from pytest_llmserve.errors import ProfileError
@@ -101,6 +101,20 @@ class PerfChecks:
     scaling: Scaling | None
     goodput: Goodput | None
     sweep: Sweep | None = None
+
+
+# The quick checklist's throughput run: closed-loop waves of ``concurrency`` requests.
+# Six is the fewest that still gives the interval its 5 windows of one median
+# request each (``rate_interval``), so the short floor is judged, not guessed.
+QUICK_WAVES = 6
+
+
+def quick_checks(checks: PerfChecks) -> PerfChecks:
+    """``checks`` with the throughput run cut to ``QUICK_WAVES`` waves (never lengthened)."""
+    t = checks.throughput
+    if t is None:
+        return checks
+    return replace(checks, throughput=replace(t, requests=min(t.requests, QUICK_WAVES * t.concurrency)))
 
 
 T = TypeVar("T")

@@ -15,9 +15,15 @@ _DESCRIPTIONS = {
 }
 
 
+QUICK = "llmserve_quick"
+
+
 def marker_lines() -> list[str]:
-    """The `markers` ini lines for every marker a target can carry."""
-    lines = [f"{fw}: runs against a {fw} target (pytest-llmserve)" for fw in registry.names()]
+    """The `markers` ini lines for every marker a target can carry, and the quick one."""
+    lines = [
+        f"{QUICK}: part of the quick checklist (--llmserve-checklist=quick) (pytest-llmserve)"
+    ]
+    lines += [f"{fw}: runs against a {fw} target (pytest-llmserve)" for fw in registry.names()]
     lines += [f"{name}: {text} (pytest-llmserve)" for name, text in _DESCRIPTIONS.items()]
     lines += [
         f"precision_{p}: runs against a target served at {p} (pytest-llmserve)" for p in PRECISIONS

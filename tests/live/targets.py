@@ -1,25 +1,30 @@
 """The vLLM CPU target the live tests serve, as a Target or as TOML profile lines.
 
 Both forms read the constants below, so a profile a test writes and a Target it
-builds cannot drift apart.
+builds cannot drift apart. Its precision is the embedded default's baseline on this
+CPU (bf16 where the CPU computes bf16 natively, else fp32), so the live tier
+measures what users of this machine get, at the speed the floors assume.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+from pytest_llmserve.options import BASELINE_ENV
+from pytest_llmserve.profile.default import baseline_precision
 from pytest_llmserve.profile.model import Target
 
 FRAMEWORK = "vllm"
-PRECISION = "bf16"
+PRECISION = baseline_precision(os.environ.get(BASELINE_ENV) or "auto")
 MAX_MODEL_LEN = 2048
 ARGS = ("--enforce-eager",)
 EMBEDDED_ENV = (("VLLM_CPU_KVCACHE_SPACE", "1"),)
 STARTUP_TIMEOUT_S = 300
 
 
-def bf16_target(name: str, model: Path, **changes: object) -> Target:
+def baseline_target(name: str, model: Path, **changes: object) -> Target:
     fields: dict[str, object] = {
         "name": name,
         "framework": FRAMEWORK,

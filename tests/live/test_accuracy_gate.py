@@ -1,9 +1,10 @@
 """The accuracy gate against real vLLM servers: it separates what it must.
 
 Four real servers of the embedded model, each measured once through the server on
-the same token ids: bf16 (the baseline), bf16 again (a fresh server: rerunning the
-baseline against itself), a "precision trap" (int8 declared on the bf16 checkpoint
-with a flag vLLM CPU accepts and ignores, "Quantizing 0 layers"), and int4 GPTQ.
+the same token ids: the baseline (this CPU's, bf16 or fp32: ``targets.PRECISION``),
+the baseline again (a fresh server: rerunning it against itself), a "precision trap"
+(int8 declared on the baseline checkpoint with a flag vLLM CPU accepts and ignores,
+"Quantizing 0 layers"), and int4 GPTQ.
 Then the gate is judged at two budgets from the same measured figures: int4 must
 fail a budget tighter than its measured loss and pass one looser than it. On a CPU
 whose vLLM build has no int4 kernel (AVX2 only), int4 is neither built nor started,
@@ -25,15 +26,15 @@ from pytest_llmserve.launch.server import Server
 from pytest_llmserve.models import catalog
 from pytest_llmserve.profile.accuracy import AccuracyChecks
 from pytest_llmserve.profile.model import Target
-from tests.live.targets import bf16_target
+from tests.live.targets import baseline_target
 
 # Small but enough to separate int4's ~+20% from its budgets; the gate's power on the
 # embedded default's full sizes is reported by the suite itself.
-SPEC = AccuracyChecks("live-bf16", ppl_tokens=2048, task_items=120, concurrency=8)
+SPEC = AccuracyChecks("live-baseline", ppl_tokens=2048, task_items=120, concurrency=8)
 
 
 def int4_target(model: Path) -> Target:
-    return bf16_target("live-int4", model, precision="int4", method="gptq")
+    return baseline_target("live-int4", model, precision="int4", method="gptq")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def int4_not_here(vllm: VLLM) -> str | None:
 
 @pytest.fixture(scope="module")
 def measured(
-    bf16_checkpoint: Path,
+    baseline_checkpoint: Path,
     vllm: VLLM,
     int4_not_here: str | None,
     tmp_path_factory: pytest.TempPathFactory,
@@ -53,9 +54,9 @@ def measured(
 
     trap_args = ("--enforce-eager", "--quantization", "int8_per_channel_weight_only")
     targets = [
-        bf16_target("live-bf16", bf16_checkpoint),
-        bf16_target("live-bf16-again", bf16_checkpoint),
-        bf16_target("live-trap", bf16_checkpoint, precision="int8", args=trap_args),
+        baseline_target("live-baseline", baseline_checkpoint),
+        baseline_target("live-baseline-again", baseline_checkpoint),
+        baseline_target("live-trap", baseline_checkpoint, precision="int8", args=trap_args),
     ]
     if int4_not_here is None:
         targets.append(int4_target(ensure_variant(catalog.variant("int4-gptq"), progress=print)))
@@ -83,8 +84,8 @@ def measured(
             server.stop()
 
 
-def test_rerunning_bf16_against_itself_never_fails(measured: dict[str, AccuracyFigures]) -> None:
-    base, again = measured["live-bf16"], measured["live-bf16-again"]
+def test_rerunning_the_baseline_against_itself_never_fails(measured: dict[str, AccuracyFigures]) -> None:
+    base, again = measured["live-baseline"], measured["live-baseline-again"]
     # Budgets far tighter than any quantization's: a fresh server of the same weights
     # on the same tokens must still pass them.
     ppl = ppl_gate(base, again, 0.005)
@@ -96,7 +97,7 @@ def test_rerunning_bf16_against_itself_never_fails(measured: dict[str, AccuracyF
 
 
 def test_a_quantization_that_did_not_apply_is_caught(measured: dict[str, AccuracyFigures]) -> None:
-    verdict = not_applied(measured["live-bf16"], measured["live-trap"])
+    verdict = not_applied(measured["live-baseline"], measured["live-trap"])
     assert verdict is not None
     print(verdict.reason)
     assert verdict.outcome == "fail", verdict.reason
@@ -108,7 +109,7 @@ def test_int4_fails_a_tighter_budget_and_passes_a_looser_one(
 ) -> None:
     if int4_not_here is not None:
         pytest.skip(int4_not_here)
-    base, int4 = measured["live-bf16"], measured["live-int4"]
+    base, int4 = measured["live-baseline"], measured["live-int4"]
     applied = not_applied(base, int4)
     assert applied is not None
     assert applied.outcome == "pass", applied.reason

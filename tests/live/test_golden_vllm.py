@@ -31,8 +31,9 @@ from pytest_llmserve.launch import auth
 from pytest_llmserve.launch.process import ProcessServer
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.measure.prometheus import parse
+from pytest_llmserve.profile.model import Target
 from tests import golden
-from tests.live.targets import MAX_MODEL_LEN, bf16_target
+from tests.live.targets import MAX_MODEL_LEN, baseline_target
 
 FRAMEWORK = "vllm"
 SERVED_NAME = "golden-bf16"
@@ -52,6 +53,12 @@ WARM_REQUESTS = 2  # plain completions, so the counters and histograms have move
 # approximately, evidence not at all: its lines carry timings).
 SAME_FACTS = ("dtype", "quantization", "kv_cache_dtype", "linear_kernels", "quantized_layers")
 PP2_LOG = "startup-pp2-failure.log"
+
+
+def golden_target(name: str, model: Path, **changes: object) -> Target:
+    """The recordings are of a bf16 start, so the live server is bf16 too, whatever this
+    CPU's baseline: it answers a few short requests, where emulated bf16 costs little."""
+    return baseline_target(name, model, **{"precision": "bf16", **changes})
 
 
 def _context(vllm: VLLM) -> error_battery.Context:
@@ -133,7 +140,7 @@ def _talk_to(server: Server, vllm: VLLM) -> Session:
 @pytest.fixture(scope="module")
 def live(bf16_checkpoint: Path, vllm: VLLM, tmp_path_factory: pytest.TempPathFactory) -> Session:
     """One vLLM CPU server for the whole module: started, asked, stopped."""
-    target = bf16_target(SERVED_NAME, bf16_checkpoint)
+    target = golden_target(SERVED_NAME, bf16_checkpoint)
     log = tmp_path_factory.mktemp("golden") / "vllm.log"
     began = time.monotonic()
     server = ProcessServer.start(target, vllm, str(bf16_checkpoint), log)
@@ -192,7 +199,7 @@ def _record(session: Session, model: Path) -> None:
     # The facts are the parser's reading, pinned; the recorder vouches for them only
     # where the framework itself judges that a bf16 target was served bf16.
     facts = session.facts
-    problems = VLLM().precision_problems(bf16_target(SERVED_NAME, model), facts)
+    problems = VLLM().precision_problems(golden_target(SERVED_NAME, model), facts)
     assert problems == [], f"not recorded: the live bf16 start reads as {problems}"
     _update_expected(
         folder,
@@ -280,7 +287,7 @@ def test_record_int8_startup_log(vllm: VLLM, tmp_path: Path, started: list[Any])
     checkpoint = variant_path_if_built(catalog.variant("int8-w8a8"))
     if checkpoint is None:
         pytest.skip("the int8-w8a8 checkpoint is not built here (tox -e suites builds it)")
-    target = bf16_target("golden-int8", checkpoint, precision="int8", method="smoothquant")
+    target = golden_target("golden-int8", checkpoint, precision="int8", method="smoothquant")
     server = ProcessServer.start(target, vllm, str(checkpoint), tmp_path / "int8.log")
     started.append(server)
     text, facts = server.startup_log(), server.facts
@@ -299,7 +306,7 @@ def test_record_pp2_failure_log(
     """vLLM CPU with pp = 2: up, /health 200, then the engine dies on the first completion
     (AssertionError in Worker_PP1, EngineDeadError); the log ends in shutdown chatter."""
     _recorded_only()
-    target = bf16_target("golden-pp2", bf16_checkpoint, pp=2)
+    target = golden_target("golden-pp2", bf16_checkpoint, pp=2)
     log = tmp_path / "pp2.log"
     with pytest.raises(ServerStartError) as info:
         started.append(ProcessServer.start(target, vllm, str(bf16_checkpoint), log))

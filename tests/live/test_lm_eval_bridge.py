@@ -23,7 +23,7 @@ from pytest_llmserve.launch.process import ProcessServer
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.measure import lm_eval_bridge, perplexity, tasks
 from pytest_llmserve.measure.task_items import ChoiceItem, builtin_items
-from tests.live.targets import bf16_target
+from tests.live.targets import baseline_target
 
 TASK = "llmserve_local_mc"
 KEY_ENV = "LLMSERVE_LIVE_BRIDGE_KEY"
@@ -57,7 +57,7 @@ def _write_task(folder: Path, items: list[ChoiceItem]) -> None:
 
 
 def test_lm_eval_local_task_matches_our_scorer(
-    bf16_checkpoint: Path,
+    baseline_checkpoint: Path,
     vllm: VLLM,
     tmp_path: Path,
     started: list[Server],
@@ -72,14 +72,14 @@ def test_lm_eval_local_task_matches_our_scorer(
     wanted = ("compare_mc", "month_after_mc")
     items = [it for it in builtin_items(0) if isinstance(it, ChoiceItem) and it.task in wanted]
     _write_task(tmp_path, items)
-    target = bf16_target("live-lmeval", bf16_checkpoint, api_key_env=KEY_ENV)
-    server = ProcessServer.start(target, vllm, str(bf16_checkpoint), tmp_path / "s.log")
+    target = baseline_target("live-lmeval", baseline_checkpoint, api_key_env=KEY_ENV)
+    server = ProcessServer.start(target, vllm, str(baseline_checkpoint), tmp_path / "s.log")
     started.append(server)
     assert target.api_key(), "the launch should have generated a key"
 
     args = lm_eval_bridge.model_args(server)
     assert args["base_url"] == f"{server.base_url}/v1/completions"
-    assert args["tokenizer"] == str(bf16_checkpoint)
+    assert args["tokenizer"] == str(baseline_checkpoint)
     results = lm_eval_bridge.evaluate(server, [TASK], include_path=tmp_path)
     acc, stderr = lm_eval_bridge.metric(results, TASK)
 

@@ -12,18 +12,18 @@ from pytest_llmserve.errors import ServerStartError
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.launch import labels
 from pytest_llmserve.launch.process import ProcessServer
-from tests.live.targets import bf16_target
+from tests.live.targets import baseline_target
 
 
 def test_starts_ready_and_stops_every_process(
-    bf16_checkpoint: Path, vllm: VLLM, tmp_path: Path, started: list[ProcessServer]
+    baseline_checkpoint: Path, vllm: VLLM, tmp_path: Path, started: list[ProcessServer]
 ) -> None:
-    target = bf16_target("live-bf16", bf16_checkpoint)
-    server = ProcessServer.start(target, vllm, str(bf16_checkpoint), tmp_path / "s.log")
+    target = baseline_target("live-baseline", baseline_checkpoint)
+    server = ProcessServer.start(target, vllm, str(baseline_checkpoint), tmp_path / "s.log")
     started.append(server)
 
     steps = list(server.ready.passed_at)
-    assert steps == ["GET /health 200", "live-bf16 listed", "1-token generation"]
+    assert steps == ["GET /health 200", "live-baseline listed", "1-token generation"]
     times = list(server.ready.passed_at.values())
     assert times == sorted(times)
     assert 0 < times[0] < target.startup_timeout_s
@@ -42,12 +42,12 @@ def test_starts_ready_and_stops_every_process(
 
 
 def test_bad_argument_fails_fast_with_log_tail(
-    bf16_checkpoint: Path, vllm: VLLM, tmp_path: Path
+    baseline_checkpoint: Path, vllm: VLLM, tmp_path: Path
 ) -> None:
-    target = bf16_target("live-bad", bf16_checkpoint, args=("--no-such-flag",))
+    target = baseline_target("live-bad", baseline_checkpoint, args=("--no-such-flag",))
     began = time.monotonic()
     with pytest.raises(ServerStartError) as info:
-        ProcessServer.start(target, vllm, str(bf16_checkpoint), tmp_path / "bad.log")
+        ProcessServer.start(target, vllm, str(baseline_checkpoint), tmp_path / "bad.log")
     assert time.monotonic() - began < 120
     message = str(info.value)
     assert "exited with code" in message
@@ -56,10 +56,10 @@ def test_bad_argument_fails_fast_with_log_tail(
 
 
 def test_never_ready_times_out_and_leaves_nothing(
-    bf16_checkpoint: Path, vllm: VLLM, tmp_path: Path
+    baseline_checkpoint: Path, vllm: VLLM, tmp_path: Path
 ) -> None:
-    target = bf16_target("live-slow", bf16_checkpoint, startup_timeout_s=3.0)
+    target = baseline_target("live-slow", baseline_checkpoint, startup_timeout_s=3.0)
     with pytest.raises(ServerStartError, match=r"not ready after 3 s \(stuck at: GET /health"):
-        ProcessServer.start(target, vllm, str(bf16_checkpoint), tmp_path / "slow.log")
+        ProcessServer.start(target, vllm, str(baseline_checkpoint), tmp_path / "slow.log")
     me = labels.owner_label()
     assert [p for p in labels.labelled_processes() if p.owner == me] == []

@@ -51,13 +51,13 @@ def _files_with(root: Path, needle: bytes) -> list[str]:
 
 
 def test_planted_key_is_in_no_artefact(
-    bf16_checkpoint: Path, tmp_path: Path, pytester: pytest.Pytester,
+    baseline_checkpoint: Path, tmp_path: Path, pytester: pytest.Pytester,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     key = "sk-planted-" + secrets.token_hex(16)
     monkeypatch.setenv(KEY_VAR, key)
     profile = tmp_path / "keyed.toml"
-    profile.write_text(_profile(bf16_checkpoint))
+    profile.write_text(_profile(baseline_checkpoint))
     suites = Path(__file__).resolve().parents[2] / "suites"
     (pytester.path / "test_auth.py").write_text((suites / "test_auth.py").read_text())
     pytester.makepyfile(test_extra=textwrap.dedent(EXTRA_TESTS))

@@ -59,10 +59,10 @@ def test_after(llm_client):
 
 
 def test_killed_server_fails_its_tests_fast_and_others_carry_on(
-    bf16_checkpoint: Path, tmp_path: Path, pytester: pytest.Pytester
+    baseline_checkpoint: Path, tmp_path: Path, pytester: pytest.Pytester
 ) -> None:
     profile = tmp_path / "two.toml"
-    profile.write_text(_profile(bf16_checkpoint))
+    profile.write_text(_profile(baseline_checkpoint))
     mark = tmp_path / "seconds-from-kill-to-failure"
     pytester.makepyfile(test_crash=textwrap.dedent(TESTS.format(mark=str(mark))))
     result = pytester.runpytest_subprocess(

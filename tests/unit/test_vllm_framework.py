@@ -430,11 +430,11 @@ def test_a_crash_outside_vllms_logger_gets_the_generic_rule() -> None:
 @pytest.mark.parametrize(
     ("flags", "precision", "device", "refused"),
     [
-        ({"avx2"}, "int4", "cpu", True),  # the AVX2 kernel library has no int4 kernel
-        ({"avx2", "avx512f"}, "int4", "cpu", False),
-        ({"avx2"}, "int8", "cpu", False),
-        ({"avx2"}, "bf16", "cpu", False),
-        ({"avx2"}, "int4", "gpu", False),
+        ({"sse2", "avx2"}, "int4", "cpu", True),  # the AVX2 kernel library has no int4 kernel
+        ({"sse2", "avx2", "avx512f"}, "int4", "cpu", False),
+        ({"sse2", "avx2"}, "int8", "cpu", False),
+        ({"sse2", "avx2"}, "bf16", "cpu", False),
+        ({"sse2", "avx2"}, "int4", "gpu", False),
         (None, "int4", "cpu", False),  # cannot tell: try it, and a failed start says why
         ({"asimd"}, "int4", "cpu", False),  # not x86
     ],
@@ -457,7 +457,24 @@ def test_int4_on_a_cpu_without_avx512_is_refused_before_any_start(
 
 
 def test_cpu_flags_reads_this_machine() -> None:
-    from pytest_llmserve.frameworks import vllm
+    from pytest_llmserve.cpu import cpu_flags
 
-    flags = vllm.cpu_flags()
+    flags = cpu_flags()
     assert flags is None or all(isinstance(f, str) and f for f in flags)
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ({"sse2", "avx2"}, False),  # AVX2 only: bf16 is emulated
+        ({"sse2", "avx2", "avx512f"}, False),  # AVX-512 without its BF16 extension
+        ({"sse2", "avx2", "avx512f", "avx512_bf16"}, True),
+        ({"sse2", "amx_bf16"}, True),
+        ({"asimd", "bf16"}, True),  # not x86: as vLLM assumes
+        (None, True),  # cannot tell: as vLLM assumes
+    ],
+)
+def test_native_bf16_needs_avx512_bf16_or_amx_on_x86(flags: set[str] | None, native: bool) -> None:
+    from pytest_llmserve.cpu import native_bf16
+
+    assert native_bf16(None if flags is None else frozenset(flags)) is native
