@@ -192,12 +192,15 @@ class LLMServeSession:
         lines.append(history.header_line(s))
         return lines
 
-    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
         """The quick checklist: a target test not marked for it is deselected (a test
         that runs against no target is the user's own, and stays)."""
         if self.settings.checklist != "quick":
             return
-        kept, dropped = [], []
+        kept: list[pytest.Item] = []
+        dropped: list[pytest.Item] = []
         for item in items:
             out = item_target(item) is not None and item.get_closest_marker(QUICK) is None
             (dropped if out else kept).append(item)

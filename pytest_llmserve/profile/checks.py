@@ -114,7 +114,9 @@ def quick_checks(checks: PerfChecks) -> PerfChecks:
     t = checks.throughput
     if t is None:
         return checks
-    return replace(checks, throughput=replace(t, requests=min(t.requests, QUICK_WAVES * t.concurrency)))
+    return replace(
+        checks, throughput=replace(t, requests=min(t.requests, QUICK_WAVES * t.concurrency))
+    )
 
 
 T = TypeVar("T")

