@@ -210,10 +210,10 @@ def _choice(config: pytest.Config, opt: _Option, valid: tuple[str, ...]) -> str:
 
 def _baseline(config: pytest.Config) -> str:
     opt = next(o for o in OPTIONS if o.name == "embedded-baseline")
-    value, _ = _value(config, opt)
-    value = value or os.environ.get(BASELINE_ENV) or "auto"
+    given, _ = _value(config, opt)
+    value = given or os.environ.get(BASELINE_ENV) or "auto"
     if value not in BASELINES:
-        where = opt.flag if _value(config, opt)[0] else f"${BASELINE_ENV}"
+        where = opt.flag if given else f"${BASELINE_ENV}"
         raise ProfileError(f"{where}: {value!r} is not valid (valid: {', '.join(BASELINES)})")
     return value
 
