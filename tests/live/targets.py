@@ -20,6 +20,12 @@ FRAMEWORK = "vllm"
 PRECISION = baseline_precision(os.environ.get(BASELINE_ENV) or "auto")
 MAX_MODEL_LEN = 2048
 ARGS = ("--enforce-eager",)
+# vLLM's "auto" dtype turns an fp32 checkpoint into bf16 on CPU, so a server the tests
+# start without a float precision (the external one, the precision traps) names it.
+DTYPE_ARGS = ("--dtype", {"bf16": "bfloat16", "fp32": "float32"}[PRECISION])
+# Declared int8 on the baseline checkpoint, with a flag vLLM CPU accepts and ignores: it
+# must serve exactly what the baseline serves.
+TRAP_ARGS = (*ARGS, *DTYPE_ARGS, "--quantization", "int8_per_channel_weight_only")
 EMBEDDED_ENV = (("VLLM_CPU_KVCACHE_SPACE", "1"),)
 STARTUP_TIMEOUT_S = 300
 

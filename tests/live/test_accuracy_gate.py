@@ -26,7 +26,7 @@ from pytest_llmserve.launch.server import Server
 from pytest_llmserve.models import catalog
 from pytest_llmserve.profile.accuracy import AccuracyChecks
 from pytest_llmserve.profile.model import Target
-from tests.live.targets import baseline_target
+from tests.live.targets import TRAP_ARGS, baseline_target
 
 # Small but enough to separate int4's ~+20% from its budgets; the gate's power on the
 # embedded default's full sizes is reported by the suite itself.
@@ -52,11 +52,10 @@ def measured(
 ) -> Iterator[dict[str, AccuracyFigures]]:
     from pytest_llmserve.models.embedded import ensure_variant
 
-    trap_args = ("--enforce-eager", "--quantization", "int8_per_channel_weight_only")
     targets = [
         baseline_target("live-baseline", baseline_checkpoint),
         baseline_target("live-baseline-again", baseline_checkpoint),
-        baseline_target("live-trap", baseline_checkpoint, precision="int8", args=trap_args),
+        baseline_target("live-trap", baseline_checkpoint, precision="int8", args=TRAP_ARGS),
     ]
     if int4_not_here is None:
         targets.append(int4_target(ensure_variant(catalog.variant("int4-gptq"), progress=print)))

@@ -12,7 +12,7 @@ from pytest_llmserve.errors import ServerStartError
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.launch import labels
 from pytest_llmserve.launch.process import ProcessServer
-from tests.live.targets import baseline_target
+from tests.live.targets import DTYPE_ARGS, baseline_target
 
 
 def test_starts_ready_and_stops_every_process(
@@ -29,7 +29,7 @@ def test_starts_ready_and_stops_every_process(
     assert 0 < times[0] < target.startup_timeout_s
     pids = server.pids()
     assert len(pids) >= 2, "expected the API server and its engine core"
-    assert server.facts.dtype == "torch.bfloat16"
+    assert server.facts.dtype == f"torch.{DTYPE_ARGS[1]}"
     assert "Initializing a V1 LLM engine" in (tmp_path / "s.log").read_text()
 
     server.stop()

@@ -74,8 +74,8 @@ def vllm_server(
     argv = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(baseline_checkpoint), "--served-model-name", SERVED,
-        "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",
-        "--max-model-len", str(targets.MAX_MODEL_LEN), *targets.ARGS,
+        "--host", "127.0.0.1", "--port", str(port),
+        "--max-model-len", str(targets.MAX_MODEL_LEN), *targets.ARGS, *targets.DTYPE_ARGS,
     ]  # fmt: skip
     env = {**os.environ, **dict(targets.EMBEDDED_ENV)}
     log = (tmp_path / "vllm.log").open("wb")
