@@ -23,9 +23,13 @@ ARGS = ("--enforce-eager",)
 # vLLM's "auto" dtype turns an fp32 checkpoint into bf16 on CPU, so a server the tests
 # start without a float precision (the external one, the precision traps) names it.
 DTYPE_ARGS = ("--dtype", {"bf16": "bfloat16", "fp32": "float32"}[PRECISION])
-# Declared int8 on the baseline checkpoint, with a flag vLLM CPU accepts and ignores: it
-# must serve exactly what the baseline serves.
-TRAP_ARGS = (*ARGS, *DTYPE_ARGS, "--quantization", "int8_per_channel_weight_only")
+# A quantization vLLM CPU accepts and ignores ("Quantizing 0 layers"), at bf16 or fp16
+# only: it refuses it at fp32 ("torch.float32 is not supported for quantization method").
+IGNORED_QUANTIZATION = ("--dtype", "bfloat16", "--quantization", "int8_per_channel_weight_only")
+# The accuracy gate's trap: int8 declared on the baseline checkpoint, serving exactly what
+# the baseline serves. At bf16 through the ignored quantization; at fp32, where vLLM
+# refuses that flag, with nothing at all behind the declaration.
+TRAP_ARGS = (*ARGS, *(DTYPE_ARGS if PRECISION == "fp32" else IGNORED_QUANTIZATION))
 EMBEDDED_ENV = (("VLLM_CPU_KVCACHE_SPACE", "1"),)
 STARTUP_TIMEOUT_S = 300
 

@@ -3,8 +3,9 @@
 Four real servers of the embedded model, each measured once through the server on
 the same token ids: the baseline (this CPU's, bf16 or fp32: ``targets.PRECISION``),
 the baseline again (a fresh server: rerunning it against itself), a "precision trap"
-(int8 declared on the baseline checkpoint with a flag vLLM CPU accepts and ignores,
-"Quantizing 0 layers"), and int4 GPTQ.
+(int8 declared on the baseline checkpoint: at bf16 with a flag vLLM CPU accepts and
+ignores, "Quantizing 0 layers"; at fp32, where vLLM refuses that flag, with nothing
+behind the declaration), and int4 GPTQ.
 Then the gate is judged at two budgets from the same measured figures: int4 must
 fail a budget tighter than its measured loss and pass one looser than it. On a CPU
 whose vLLM build has no int4 kernel (AVX2 only), int4 is neither built nor started,

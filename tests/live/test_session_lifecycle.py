@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llmserve.launch import labels
-from tests.live.targets import TRAP_ARGS, vllm_cpu_toml
+from tests.live.targets import ARGS, IGNORED_QUANTIZATION, vllm_cpu_toml
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
 
@@ -82,7 +82,7 @@ def test_precision_that_silently_did_not_apply_fails_the_suite(
     # vLLM CPU accepts this flag, logs "Quantizing 0 layers", and serves the float checkpoint.
     profile = _profile(
         tmp_path / "trap.toml", baseline_checkpoint, precision="int8",
-        args=list(TRAP_ARGS),
+        args=[*ARGS, *IGNORED_QUANTIZATION],
     )  # fmt: skip
     result = pytester.runpytest_subprocess(
         str(SUITES / "test_smoke.py"), "-p", "no:cacheprovider",
