@@ -167,7 +167,9 @@ def parse_settings(config: pytest.Config) -> Settings:
     if profile_path is not None:
         profile = load_profile(profile_path)
     else:
-        profile = pyproject_profile(config.rootpath) or embedded_default(_baseline(config))
+        profile = pyproject_profile(config.rootpath) or embedded_default(
+            _choice(config, opts["embedded-baseline"], BASELINES, env=BASELINE_ENV)
+        )
 
     wanted: list[str] = config.getoption(target_opt.dest) or list(config.getini(target_opt.ini))
     unknown = [n for n in wanted if n not in profile.target_names]
@@ -200,21 +202,16 @@ def parse_settings(config: pytest.Config) -> Settings:
     )
 
 
-def _choice(config: pytest.Config, opt: _Option, valid: tuple[str, ...]) -> str:
-    value, _ = _value(config, opt)
-    value = value or valid[0]
-    if value not in valid:
-        raise ProfileError(f"{opt.flag}: {value!r} is not valid (valid: {', '.join(valid)})")
-    return value
-
-
-def _baseline(config: pytest.Config) -> str:
-    opt = next(o for o in OPTIONS if o.name == "embedded-baseline")
+def _choice(
+    config: pytest.Config, opt: _Option, valid: tuple[str, ...], env: str | None = None
+) -> str:
+    """The option's value (else ``$env``, else the first valid one), checked against
+    ``valid``; a bad value names where it came from and the valid ones."""
     given, _ = _value(config, opt)
-    value = given or os.environ.get(BASELINE_ENV) or "auto"
-    if value not in BASELINES:
-        where = opt.flag if given else f"${BASELINE_ENV}"
-        raise ProfileError(f"{where}: {value!r} is not valid (valid: {', '.join(BASELINES)})")
+    value = given or (os.environ.get(env) if env else None) or valid[0]
+    if value not in valid:
+        where = opt.flag if given or env is None else f"${env}"
+        raise ProfileError(f"{where}: {value!r} is not valid (valid: {', '.join(valid)})")
     return value
 
 

@@ -131,7 +131,7 @@ FP32_TARGETS = [
         **_INT8,
         # The quantized layers compute in int8; the rest (attention, norms, lm_head)
         # in fp32 instead of the checkpoint's emulated bf16.
-        "args": ["--enforce-eager", "--dtype", "float32"],
+        "args": [*EMBEDDED_DEFAULT["defaults"]["args"], "--dtype", "float32"],
         "checks": _floors(tok_s=20, ttft_s=4.0, tpot_s=0.7, rps=0.38) | _INT8_BUDGET,
     },
 ]
