@@ -35,6 +35,7 @@ from pytest_llmserve.launch.pool import ServerPool
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.measure import gpus as gpu_info
 from pytest_llmserve.models import catalog
+from pytest_llmserve.models.cache import ENV_CACHE_DIR
 from pytest_llmserve.options import Settings
 from pytest_llmserve.profile.accuracy import accuracy_checks
 from pytest_llmserve.profile.checks import QUICK_WAVES
@@ -58,6 +59,10 @@ class LLMServeSession:
     def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
         self.settings = settings
+        if settings.cache_dir is not None:
+            # One cache for everything this session builds or finds, also where a
+            # framework module looks on its own (a llama-server build at launch).
+            os.environ[ENV_CACHE_DIR] = str(settings.cache_dir)
         session_dir = settings.log_dir / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}")
         self.pool = ServerPool(session_dir, self._resolve_embedded)
         self.swept: list[str] = []  # leftovers of killed sessions, stopped at start

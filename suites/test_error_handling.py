@@ -50,13 +50,15 @@ def test_bad_input_is_refused_cleanly(
                definition=f"request sent -> answer (or timeout) for {case.what}"),
     )  # fmt: skip
     problems = eb.problems(answer, expected.status, framework.error_body_problems)
-    unsafe = answer.status is None or answer.status >= 500
+    unsafe = answer.status is None or (
+        answer.status >= 500 and answer.status not in expected.gap_status
+    )
     afterwards = eb.server_still_serves(llm_endpoint)
     shown = (
         f"\nrequest: {request.describe()}\nanswer: {answer.status} in {answer.seconds:.2f} s: "
         f"{answer.raw[:300]}"
     )
-    # Never acceptable, known gap or not: a 5xx, a hang, a server hurt by the input.
+    # Never acceptable: a hang, a server hurt by the input, a 5xx no known gap declares.
     hard = (problems if unsafe else []) + afterwards
     assert not hard, f"{case.what}: " + "; ".join(hard) + shown
     if expected.known_gap:

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from pytest_llmserve.client.sse import SSEParser
+from pytest_llmserve.client.stale import RetryStale
 from pytest_llmserve.frameworks.base import ApiPaths
 
 
@@ -78,7 +79,9 @@ class OpenAIClient:
         self.model = model
         self.paths = paths or ApiPaths()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=base_url, timeout=timeout_s, headers=headers)
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout_s, headers=headers, transport=RetryStale()
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -75,6 +75,9 @@ class Framework(Protocol):
     finished_label: str | None
     # Endpoints it serves without a key even when one is set (reported by the auth suite).
     open_paths: tuple[str, ...]
+    # The model format it serves: "hf" (a checkpoint folder) or "gguf" (one file);
+    # picks the embedded model's variant (``models.catalog.FORMATS``).
+    model_format: str
 
     def version(self) -> str | None:
         """The framework's version installed in this Python, or None when not installed."""
@@ -91,6 +94,11 @@ class Framework(Protocol):
         lacks: such a target is skipped with the reason, never started to fail. A start
         that fails for any other reason still fails.
         """
+        ...
+
+    def tokenize_body(self, served_name: str, text: str) -> dict[str, Any]:
+        """The JSON body that asks ``paths.tokenize`` for ``text``'s ids, with no special
+        tokens added; the answer's ``tokens`` holds them."""
         ...
 
     def readiness_request(self, served_name: str) -> tuple[str, dict[str, Any]]:

@@ -41,6 +41,7 @@ class OpenAICompatible:
     stream_dialect = "openai-completions"
     finished_label: str | None = None
     open_paths: tuple[str, ...] = ("/health", "/metrics", "/v1/models", "/tokenize")
+    model_format = "hf"
     # Python distributions that provide the framework, for ``version()``.
     distributions: tuple[str, ...] = ()
     # A prefix each log line may carry (e.g. the worker that wrote it), stripped before
@@ -68,6 +69,10 @@ class OpenAICompatible:
 
     def unsupported_here(self, target: Target) -> str | None:
         return None
+
+    def tokenize_body(self, served_name: str, text: str) -> dict[str, Any]:
+        # vLLM's and SGLang's /tokenize.
+        return {"model": served_name, "prompt": text, "add_special_tokens": False}
 
     def readiness_request(self, served_name: str) -> tuple[str, dict[str, Any]]:
         body = {"model": served_name, "prompt": "Hello", "max_tokens": 1, "temperature": 0}

@@ -8,10 +8,11 @@ at configure time, before the profile is read, so profiles may name them.
 from __future__ import annotations
 
 from pytest_llmserve.frameworks.base import Framework
+from pytest_llmserve.frameworks.llamacpp import LlamaCpp
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.registry import Registry
 
-FRAMEWORKS: Registry[Framework] = Registry("framework", (VLLM(),))
+FRAMEWORKS: Registry[Framework] = Registry("framework", (VLLM(), LlamaCpp()))
 
 names = FRAMEWORKS.names
 get = FRAMEWORKS.get

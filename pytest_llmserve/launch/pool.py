@@ -91,8 +91,10 @@ class ServerPool:
     def model_path(self, target: Target) -> str:
         if not target.is_embedded:
             return target.model
-        v = catalog.variant_for(target.embedded_name, target.precision, target.method)
-        return str(self._resolve_embedded(v))
+        fmt = frameworks.get(target.framework).model_format
+        v = catalog.variant_for(target.embedded_name, target.precision, target.method, fmt)
+        folder = self._resolve_embedded(v)
+        return str(folder / v.entry if v.entry else folder)
 
     def release(self, target: Target) -> None:
         server = self._servers.pop(target.name, None)

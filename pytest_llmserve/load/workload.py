@@ -88,7 +88,7 @@ def server_token_ids(endpoint: Endpoint, text: str) -> list[int]:
     ``perplexity.NotMeasurable`` when it has none)."""
     r = httpx.post(
         endpoint.url(tokenize_path(endpoint.framework)),
-        json={"model": endpoint.served_name, "prompt": text, "add_special_tokens": False},
+        json=endpoint.framework.tokenize_body(endpoint.served_name, text),
         timeout=120,
         headers=endpoint.headers or None,
     )

@@ -154,13 +154,13 @@ class ServerTokenizer:
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.model = endpoint.served_name
+        self.framework = endpoint.framework
         self.path = tokenize_path(endpoint.framework)
         self._http = httpx.Client(base_url=endpoint.base_url, timeout=120.0,
                                   headers=endpoint.headers)  # fmt: skip
 
     def __call__(self, text: str) -> list[int]:
-        body = {"model": self.model, "prompt": text, "add_special_tokens": False}
-        r = self._http.post(self.path, json=body)
+        r = self._http.post(self.path, json=self.framework.tokenize_body(self.model, text))
         r.raise_for_status()
         return [int(t) for t in r.json()["tokens"]]
 

@@ -121,6 +121,11 @@ def ensure_builder_python(
     return str(_venv_python(venv))
 
 
+def pip_args() -> list[str]:
+    """Extra pip arguments for this machine (``$LLMSERVE_BUILDER_PIP_ARGS``)."""
+    return shlex.split(os.environ.get(ENV_BUILDER_PIP_ARGS, ""))
+
+
 def _make_venv(venv: Path, say: Progress) -> None:
     say(f"creating builder venv {venv} (first use; a few minutes)")
     _run([sys.executable, "-m", "venv", str(venv)], say, "python -m venv")
@@ -133,7 +138,7 @@ def _make_venv(venv: Path, say: Progress) -> None:
         "off",
         "--disable-pip-version-check",
     ]
-    pip += shlex.split(os.environ.get(ENV_BUILDER_PIP_ARGS, ""))
+    pip += pip_args()
     _run([*pip, *BUILDER_REQUIREMENTS], say, "pip install (builder requirements)")
     _run([*pip, "--no-deps", *BUILDER_NO_DEPS], say, "pip install --no-deps")
 

@@ -22,9 +22,15 @@ class EmbeddedModel:
     description: str
 
 
+# Model formats a framework serves (``Framework.model_format``): a Hugging Face
+# checkpoint folder (vLLM, TGI, SGLang, TensorRT-LLM) or one GGUF file (llama.cpp).
+FORMATS = ("hf", "gguf")
+
+
 @dataclass(frozen=True)
 class Variant:
-    """One precision of an embedded model and how it is made from the bf16 checkpoint."""
+    """One precision of an embedded model and how it is made, from the GGUF it ships as
+    (``source`` None) or from another variant (``source``: that variant's key)."""
 
     model: str
     key: str
@@ -32,10 +38,10 @@ class Variant:
     method: str | None
     recipe: dict[str, Any] = field(hash=False, compare=False)
     description: str = ""
-
-    @property
-    def needs_quantizer(self) -> bool:
-        return bool(self.recipe["kind"] != "convert")
+    source: str | None = None
+    format: str = "hf"
+    # The file inside the variant's folder that a server is given (None: the folder).
+    entry: str | None = None
 
 
 SMOLLM2 = EmbeddedModel(
@@ -47,6 +53,7 @@ SMOLLM2 = EmbeddedModel(
 )
 
 MODELS = {SMOLLM2.name: SMOLLM2}
+GGUF_ENTRY = "model.gguf"
 
 # Calibration: how many samples of stdlib docstrings and how long each. Build time
 # is linear in samples (batching does not help on CPU: the forward is compute-bound)
@@ -86,6 +93,7 @@ VARIANTS: tuple[Variant, ...] = (
             "calibration": {**_CALIBRATION, "samples": 32},
         },
         description="INT8 W8A8: SmoothQuant(0.8) + GPTQ, compressed-tensors",
+        source="bf16",
     ),
     Variant(
         model="smollm2",
@@ -100,32 +108,75 @@ VARIANTS: tuple[Variant, ...] = (
             "calibration": _CALIBRATION,
         },
         description="INT4 W4A16: GPTQ, symmetric, group 64, compressed-tensors",
+        source="bf16",
+    ),
+    # llama.cpp's precisions, from the same bf16 weights as vLLM's: its own converter
+    # writes F16, its own llama-quantize makes Q8_0 and Q4_K_M from that (requantizing
+    # the shipped Q4_1 file would measure Q4_1's loss twice).
+    Variant(
+        model="smollm2",
+        key="gguf-f16",
+        precision="fp16",
+        method=None,
+        recipe={"kind": "gguf-convert", "outtype": "f16", "tokenizer": "byte-level-bpe"},
+        description="the bf16 checkpoint as an F16 GGUF (llama.cpp's convert_hf_to_gguf.py)",
+        source="bf16",
+        format="gguf",
+        entry=GGUF_ENTRY,
+    ),
+    Variant(
+        model="smollm2",
+        key="gguf-q8_0",
+        precision="int8",
+        method="q8_0",
+        recipe={"kind": "gguf-quantize", "type": "Q8_0"},
+        description="Q8_0 GGUF (llama-quantize from the F16 GGUF)",
+        source="gguf-f16",
+        format="gguf",
+        entry=GGUF_ENTRY,
+    ),
+    Variant(
+        model="smollm2",
+        key="gguf-q4_k_m",
+        precision="int4",
+        method="q4_k_m",
+        recipe={"kind": "gguf-quantize", "type": "Q4_K_M"},
+        description="Q4_K_M GGUF (llama-quantize from the F16 GGUF)",
+        source="gguf-f16",
+        format="gguf",
+        entry=GGUF_ENTRY,
     ),
 )
 
 # Which variant serves a (precision, method) request when the method is left out.
-_DEFAULT_METHOD = {"int8": "smoothquant", "int4": "gptq"}
+_DEFAULT_METHOD = {
+    ("hf", "int8"): "smoothquant",
+    ("hf", "int4"): "gptq",
+    ("gguf", "int8"): "q8_0",
+    ("gguf", "int4"): "q4_k_m",
+}
 
 
 def embedded_models() -> tuple[str, ...]:
     return tuple(f"embedded:{name}" for name in MODELS)
 
 
-def variant_for(name: str, precision: str, method: str | None) -> Variant:
-    """The variant of embedded model ``name`` for a precision; ``KeyError`` names valid ones."""
+def variant_for(name: str, precision: str, method: str | None, fmt: str = "hf") -> Variant:
+    """The variant of embedded model ``name`` for a precision, in the model format a
+    framework serves (``FORMATS``); ``KeyError`` names the valid ones."""
     if name not in MODELS:
         raise KeyError(f"unknown embedded model {name!r} (valid: {', '.join(embedded_models())})")
-    wanted = method or _DEFAULT_METHOD.get(precision)
+    wanted = method or _DEFAULT_METHOD.get((fmt, precision))
     for v in VARIANTS:
-        if v.model == name and v.precision == precision and v.method == wanted:
+        if v.model == name and v.format == fmt and v.precision == precision and v.method == wanted:
             return v
     valid = ", ".join(
         v.precision + (f" (method {v.method})" if v.method else "")
         for v in VARIANTS
-        if v.model == name
+        if v.model == name and v.format == fmt
     )
     asked = precision + (f" (method {method})" if method else "")
-    raise KeyError(f"embedded:{name} has no {asked} variant (valid: {valid})")
+    raise KeyError(f"embedded:{name} has no {asked} variant as {fmt} (valid: {valid})")
 
 
 def variant(key: str, model: str = "smollm2") -> Variant:

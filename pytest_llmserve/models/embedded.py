@@ -15,39 +15,18 @@ import functools
 import hashlib
 import importlib.util
 import json
-import re
-import shutil
 import subprocess
-import sys
-import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_llmserve.errors import ModelBuildError
-from pytest_llmserve.models import builder_env
-from pytest_llmserve.models.cache import atomic_dir, cache_root, file_lock
-from pytest_llmserve.models.catalog import MODELS, VARIANTS, EmbeddedModel, Variant
+from pytest_llmserve.models import builder_env, catalog, gguf_variants
+from pytest_llmserve.models.artifact import MARKER, Progress, build_artifact, is_complete
+from pytest_llmserve.models.cache import cache_root
+from pytest_llmserve.models.catalog import MODELS, EmbeddedModel, Variant
 
 BUILD_SCRIPT = Path(__file__).with_name("build_script.py")
-MARKER = "llmserve-build.json"
-BUILD_LOG = "build.log"
 SCRIPT_COPY = "llmserve-build-script.py"
-TAIL_LINES = 30
-
-Progress = Callable[[str], None]
-
-# Offline: no model hub here, and a build must never depend on one anyway.
-_BUILD_ENV = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_DATASETS_OFFLINE": "1",
-    "PYTHONUNBUFFERED": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    # tqdm redraws become one line each through a pipe; one every 10 s is plenty.
-    "TQDM_MININTERVAL": "10",
-}
-_VERSIONS_RE = re.compile(r"^\[build\].*? versions (\{.*\})\s*$")
 
 
 def _quiet(_line: str) -> None:
@@ -114,21 +93,16 @@ def gguf_path(
     return Path(found) / model.gguf_file
 
 
-def source_variant(variant: Variant) -> Variant | None:
-    """The checkpoint a quantized variant starts from: its model's convert variant."""
-    if not variant.needs_quantizer:
-        return None
-    for v in VARIANTS:
-        if v.model == variant.model and v.recipe["kind"] == "convert":
-            return v
-    raise KeyError(f"no convert variant for embedded:{variant.model}")
+def source_variant(v: Variant) -> Variant | None:
+    """The variant ``v`` is made from (None: from the shipped GGUF file itself)."""
+    return catalog.variant(v.source, v.model) if v.source else None
 
 
 def variant_inputs(
     variant: Variant, gguf_sha256: str, script_sha256: str, source_key: str | None
 ) -> dict[str, Any]:
     """Everything that shapes a variant's bytes; its hash is the cache key."""
-    return {
+    inputs = {
         "model": variant.model,
         "variant": variant.key,
         "gguf_sha256": gguf_sha256,
@@ -137,6 +111,7 @@ def variant_inputs(
         "build_script_sha256": script_sha256,
         "source_key": source_key,
     }
+    return inputs | gguf_variants.toolchain_inputs() if gguf_variants.is_gguf(variant) else inputs
 
 
 def content_key(inputs: dict[str, Any]) -> str:
@@ -156,14 +131,6 @@ def variant_key(
 
 def variant_dir(root: Path, variant: Variant, key: str) -> Path:
     return root / "models" / variant.model / f"{variant.key}-{key[:16]}"
-
-
-def is_complete(target: Path, key: str) -> bool:
-    """Complete means: the marker, written last, is there and names this key."""
-    try:
-        return bool(json.loads((target / MARKER).read_text())["key"] == key)
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
 
 
 def variant_path_if_built(
@@ -213,6 +180,11 @@ def ensure_variant(
         else None
     )
     python = builder_env.ensure_builder_python(builder_python, root, say)
+    say(f"building embedded:{variant.model} {variant.key} -> {target}")
+    if gguf_variants.is_gguf(variant):
+        assert source_dir is not None
+        cmd, env = gguf_variants.command(variant, source_dir, python, root, say)
+        return build_artifact(target, key, inputs, cmd, say, env)
     # Run the bytes the key was computed from, kept in the variant dir as a record:
     # an edit to the script between hashing and running would otherwise file a
     # build under a key that does not describe it.
@@ -234,73 +206,7 @@ def ensure_variant(
         ]
         return cmd + (["--source", str(source_dir)] if source_dir else [])
 
-    say(f"building embedded:{variant.model} {variant.key} -> {target}")
     return build_artifact(target, key, inputs, command, say)
-
-
-def build_artifact(
-    target: Path,
-    key: str,
-    inputs: dict[str, Any],
-    command: Callable[[Path], Sequence[str]],
-    progress: Progress | None = None,
-    env: dict[str, str] | None = None,
-) -> Path:
-    """Run ``command(tmp_dir)`` once per key, whoever asks, and publish its output whole.
-
-    Under the target's lock: if a complete build for ``key`` is there (maybe made
-    by the process we waited for) it is returned; otherwise the command fills a
-    temp dir, the marker goes in last, and the dir is renamed into place. The
-    output, merged, streams to ``progress`` and to ``build.log`` in the dir; a failed
-    build keeps its log beside the target as ``<name>.failed.log``.
-    """
-    say = progress or _quiet
-    with file_lock(target.with_name(target.name + ".lock"), on_wait=say):
-        if is_complete(target, key):
-            say(f"already built: {target}")
-            return target
-        started = time.monotonic()
-        with atomic_dir(target) as tmp:
-            cmd = list(command(tmp))
-            versions: dict[str, Any] = {}
-            with (tmp / BUILD_LOG).open("w", encoding="utf-8") as log:
-
-                def on_line(line: str) -> None:
-                    log.write(line + "\n")
-                    log.flush()
-                    if line.strip():  # tqdm's carriage returns leave empty lines
-                        say(line)
-                    found = _VERSIONS_RE.match(line)
-                    if found:
-                        versions.update(json.loads(found.group(1)))
-
-                rc, tail = builder_env.run_streaming(
-                    cmd,
-                    on_line,
-                    builder_env.clean_env({**_BUILD_ENV, **(env or {})}),
-                    tail=TAIL_LINES,
-                )
-            if rc != 0:
-                kept = target.with_name(target.name + ".failed.log")
-                shutil.copyfile(tmp / BUILD_LOG, kept)
-                raise ModelBuildError(
-                    f"building {target.name} failed (exit {rc}); full log: {kept}\n"
-                    "  last output lines:\n" + "\n".join("    " + ln for ln in tail)
-                )
-            seconds = round(time.monotonic() - started, 1)
-            marker = {
-                "key": key,
-                "inputs": inputs,
-                "build_seconds": seconds,
-                "builder_versions": versions,
-                "builder_python": cmd[0],
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "host_python": sys.version.split()[0],
-            }
-            (tmp / MARKER).write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
-        target.with_name(target.name + ".failed.log").unlink(missing_ok=True)
-        say(f"built {target.name} in {seconds}s")
-    return target
 
 
 def build_info(target: Path) -> dict[str, Any]:

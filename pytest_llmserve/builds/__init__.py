@@ -1,0 +1,1 @@
+"""Servers built from source on first use, into the cache (llama.cpp's ``llama-server``)."""
