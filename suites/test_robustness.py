@@ -5,8 +5,9 @@ Shapes and bounds come from the target's ``checks.robustness`` (defaults where i
 is absent: 16 streams of 512 tokens hung up after 3 events, drained within 15 s;
 256 requests at once, twice the 128 sequences vLLM CPU runs at once, all ended
 within 180 s). The server's own gauges are the evidence: running and waiting
-requests, KV cache use, requests by finished reason (where its framework's
-metrics say why a request finished).
+requests and generated tokens; KV cache use and requests by finished reason where
+its framework's metrics have them (llama.cpp's have neither: those figures are
+"not measurable" there).
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ def spec(llm_target: Target, llm_endpoint: Endpoint) -> Robustness:
     return robustness_checks(llm_target.checks, f"target {llm_target.name}")
 
 
-def _finished(res: dc.DisconnectResult, counter: str, reason: str) -> Figure:
+def _finished(res: dc.DisconnectResult, counters: tuple[str, ...], reason: str) -> Figure:
     """Requests that finished for ``reason`` while the streams hung up (a server figure)."""
     metric = f"disconnect_finished_{reason}"
-    if res.finished_label is None:
+    if res.finished_label is None or not counters:
         why = f"not measurable: {res.framework}'s metrics do not say why a request finished"
         return Figure(metric, None, "requests", note=why)
-    return Figure(metric, res.finished_delta().get(reason, 0.0), "requests",
-                  definition=f"{counter}{{{res.finished_label}={reason}}} moved by")  # fmt: skip
+    moved = f"{counters[0]}{{{res.finished_label}={reason}}} moved by"
+    return Figure(metric, res.finished_delta().get(reason, 0.0), "requests", definition=moved)
 
 
 def test_disconnected_streams_are_aborted(
@@ -62,8 +63,8 @@ def test_disconnected_streams_are_aborted(
         Figure("disconnect_running_before_hangup", res.during.running if res.during else None,
                "requests", definition=f"{res.framework} running requests just before the hang-ups",
                note=None if res.during else f"no {metrics} answer in {dc.DURING_WAIT_S:g} s"),
-        _finished(res, names["finished"][0], "abort"),
-        _finished(res, names["finished"][0], "length"),
+        _finished(res, names["finished"], "abort"),
+        _finished(res, names["finished"], "length"),
         Figure("disconnect_generated_after_hangup", res.generated_after, "tokens", better="lower",
                definition=f"{names['generated'][0]} moved by, less the {sum(res.received)} "
                f"tokens the {res.streams} clients read before hanging up after {res.held_s:.1f} s"),

@@ -278,10 +278,14 @@ def disconnect_verdicts(res: DisconnectResult, kv_tolerance: float) -> list[Verd
     length = finished.get("length", 0.0)
     running = _g(res.during.running if res.during else None)
     if res.finished_label is None:
-        out.append(verdict("inconclusive", f"not measurable: {res.framework or 'the framework'}'s "
-                      "metrics do not say why a request finished, so whether the hung-up streams "
-                      f"finished as length cannot be told (running {running} of {n} at the "
-                      "hang-up)", "finished_length", 0.0, None))  # fmt: skip
+        # The finished-reason figure says "not measurable"; the token counter above already
+        # tells whether the server stopped, so only without it is the check inconclusive.
+        if after is None or left <= 0:
+            who = res.framework or "the framework"
+            out.append(verdict("inconclusive", f"not measurable: {who}'s metrics do not say why "
+                          "a request finished, so whether the hung-up streams finished as length "
+                          f"cannot be told (running {running} of {n} at the hang-up)",
+                          "finished_length", 0.0, None))  # fmt: skip
         out.append(served_after("the hang-ups", res.good_request))
         return out
     out.append(verdict("fail" if length > 0 else "pass",

@@ -28,6 +28,9 @@ WATCHED = {
     "finished": "requests_succeeded",
     "generated": "generation_tokens",
 }
+# The probes cannot work without these; the others (KV cache use, requests by finished
+# reason) give their verdicts where a framework exposes them, "not measurable" elsewhere.
+REQUIRED = ("running", "waiting", "generated")
 POLL_S = 0.2
 # How long a probe waits for the server to be idle, its counters still, before it starts.
 SETTLE_MAX_S = 30.0
@@ -57,9 +60,10 @@ class Gauges:
 
 
 def signal_names(framework: Framework) -> dict[str, tuple[str, ...]]:
-    """Every spelling of each watched signal, from the framework's own metric contract.
+    """Every spelling of each watched signal, from the framework's own metric contract
+    (``()`` for an optional one it does not expose).
 
-    ``ValueError`` names the frameworks that declare all of them.
+    ``ValueError`` names the frameworks that declare the required ones.
     """
     names = _watched(framework)
     if names is None:
@@ -83,9 +87,9 @@ def _watched(framework: Framework) -> dict[str, tuple[str, ...]] | None:
     if contract is None:
         return None
     families = {ours: contract.family(signal) for ours, signal in WATCHED.items()}
-    if any(f is None for f in families.values()):
+    if any(families[ours] is None for ours in REQUIRED):
         return None
-    return {ours: f.names for ours, f in families.items() if f is not None}
+    return {ours: f.names if f is not None else () for ours, f in families.items()}
 
 
 def read_gauges(endpoint: Endpoint) -> Gauges:

