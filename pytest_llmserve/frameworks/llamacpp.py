@@ -99,7 +99,8 @@ class LlamaCpp(OpenAICompatible):
         return {"content": text, "add_special": False}
 
     def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
-        slots = DEFAULT_SLOTS
+        given = _flag_value(target.args, ("-np", "--parallel"))
+        slots = int(given) if given and given.isdigit() and int(given) > 0 else DEFAULT_SLOTS
         argv = [
             build.server_binary(),
             "--model", gguf_file(model_path),
@@ -188,6 +189,12 @@ class LlamaCpp(OpenAICompatible):
 
     def error_body_problems(self, body: Any) -> list[str]:
         return llamacpp_errors.body_problems(body)
+
+
+def _flag_value(args: tuple[str, ...], flags: tuple[str, ...]) -> str | None:
+    """The value after the last of ``flags`` in ``args`` (None: not given)."""
+    found = [args[i + 1] for i, a in enumerate(args[:-1]) if a in flags]
+    return found[-1] if found else None
 
 
 def gguf_file(model_path: str) -> str:

@@ -69,6 +69,11 @@ def test_target_args_win_over_the_defaults_they_name(server_binary: Path) -> Non
     assert argv[argv.index("--split-mode") + 1] == "layer"
 
 
+def test_slots_a_target_sets_share_the_context_it_gets(server_binary: Path) -> None:
+    argv = list(LlamaCpp().launch_spec(_target(args=("--parallel", "4")), "m.gguf", "h", 1).argv)
+    assert argv[argv.index("--ctx-size") + 1] == str(4 * 2048)
+
+
 def test_api_key_goes_to_the_environment_never_argv(
     server_binary: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
