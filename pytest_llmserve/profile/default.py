@@ -199,7 +199,8 @@ LLAMACPP_TARGETS = [
         "name": "llamacpp-smollm2-q4_k_m",
         "precision": "int4",
         "method": "q4_k_m",
-        "checks": _floors(tok_s=40, ttft_s=3.5, tpot_s=0.1, rps=1.3)
+        # goodput's interval is wide here: 2.77 [1.75, 3.79], then 2.45 [1.18, 3.73]
+        "checks": _floors(tok_s=40, ttft_s=3.5, tpot_s=0.1, rps=1.0)
         | _scaling(0.45)
         | _score_budget(0.40),
     },
