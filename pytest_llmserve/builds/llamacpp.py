@@ -30,7 +30,14 @@ from typing import Any
 from pytest_llmserve.cpu import cpu_flags
 from pytest_llmserve.errors import ModelBuildError
 from pytest_llmserve.models import builder_env
-from pytest_llmserve.models.artifact import MARKER, Progress, build_artifact, is_complete
+from pytest_llmserve.models.artifact import (
+    MARKER,
+    Progress,
+    build_artifact,
+    content_key,
+    is_complete,
+    quiet,
+)
 from pytest_llmserve.models.cache import atomic_dir, cache_root, file_lock
 
 SDIST = "llama-cpp-python"
@@ -95,15 +102,11 @@ def tool(name: str) -> str:
     return found
 
 
-def _key(inputs: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-
-
 def source_tree(cache_dir: str | Path | None = None, progress: Progress | None = None) -> Path:
     """The vendored llama.cpp source, fetched and unpacked once (hash-checked)."""
-    say = progress or (lambda _line: None)
+    say = progress or quiet
     inputs = {"sdist": SDIST, "version": SDIST_VERSION, "sha256": SDIST_SHA256}
-    key = _key(inputs)
+    key = content_key(inputs)
     target = cache_root(cache_dir) / "llama.cpp" / f"source-{SDIST_VERSION}-{key[:12]}"
     with file_lock(target.with_name(target.name + ".lock"), on_wait=say):
         if is_complete(target, key):
@@ -151,7 +154,7 @@ def build_dir(cuda: bool, cache_dir: str | Path | None = None) -> tuple[Path, st
         "flags": list(build_flags(cuda)),
         "cpu_flags": hashlib.sha256(" ".join(flags).encode()).hexdigest()[:16],
     }
-    key = _key(inputs)
+    key = content_key(inputs)
     kind = "cuda" if cuda else "cpu"
     return cache_root(cache_dir) / "llama.cpp" / f"build-{kind}-{key[:12]}", key, inputs
 
@@ -160,7 +163,7 @@ def binaries(
     cache_dir: str | Path | None = None, progress: Progress | None = None, cuda: bool | None = None
 ) -> Path:
     """The folder holding the pinned build's ``PROGRAMS``, building them if needed."""
-    say = progress or (lambda _line: None)
+    say = progress or quiet
     cuda = wants_cuda() if cuda is None else cuda
     target, key, inputs = build_dir(cuda, cache_dir)
     if is_complete(target, key):

@@ -1,7 +1,7 @@
 """llama.cpp's answers to the error battery, its error body, and what it leaves open.
 
 Measured on 2026-12-02 against ``llama-server`` built from the ``llama-cpp-python``
-0.3.36 sdist (llama.cpp 0c1e570, ``system_fingerprint`` b1-0c1e570) serving
+0.3.36 sdist (llama.cpp 0c1e570, ``system_fingerprint`` b0-0c1e570) serving
 SmolLM2-135M at F16. Every expectation is the honest one (a 4xx, as OpenAI's API
 and FRAMEWORKS.md document); where this build deviates, the deviation is declared
 as a ``known_gap``, reported as xfail on every run and failing once it is gone.
@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_llmserve.frameworks.contract import ErrorExpectation
+from pytest_llmserve.frameworks.openai_compat import openai_error_body_problems
 
 BAD_REQUEST = (400,)
 SEEN = "0c1e570:"
@@ -91,15 +92,7 @@ def body_problems(body: Any) -> list[str]:
     if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
         keys = ", ".join(sorted(map(str, body))) if isinstance(body, dict) else type(body).__name__
         return [f'expected {{"error": {{...}}}} (got: {keys or "none"})']
-    info = body["error"]
     out = []
-    if extra := sorted(set(map(str, info)) - BODY_KEYS) + sorted(set(body) - {"error"}):
+    if extra := sorted(set(map(str, body["error"])) - BODY_KEYS) + sorted(set(body) - {"error"}):
         out.append(f"keys llama.cpp does not write: {', '.join(extra)}")
-    if not isinstance(info.get("message"), str) or not info["message"]:
-        out.append("error.message missing or empty")
-    if not isinstance(info.get("type"), str):
-        out.append("error.type missing")
-    code = info.get("code")
-    if not isinstance(code, int) or isinstance(code, bool):
-        out.append("error.code missing or not an integer")
-    return out
+    return out + openai_error_body_problems(body, param=False)

@@ -126,9 +126,10 @@ def traceback_block(lines: list[str], start: int) -> list[str]:
     return block
 
 
-def openai_error_body_problems(body: Any) -> list[str]:
+def openai_error_body_problems(body: Any, *, param: bool = True) -> list[str]:
     """``{"error": {"message", "type", "param", "code"}}``, or the older flat
-    ``{"object": "error", "message", "type", "param", "code"}``."""
+    ``{"object": "error", "message", "type", "param", "code"}`` (``param=False``: a
+    dialect that leaves ``param`` out, such as llama.cpp's)."""
     if not isinstance(body, dict):
         return [f"expected a JSON object, got {type(body).__name__}"]
     if isinstance(body.get("error"), dict):
@@ -143,7 +144,7 @@ def openai_error_body_problems(body: Any) -> list[str]:
         out.append(f"{where}message missing or empty")
     if not isinstance(info.get("type"), str):
         out.append(f"{where}type missing")
-    if "param" not in info:
+    if param and "param" not in info:
         out.append(f"{where}param missing")
     code = info.get("code")
     if not isinstance(code, int) or isinstance(code, bool):

@@ -8,6 +8,7 @@ finished, whatever else is in it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -40,8 +41,13 @@ _BUILD_ENV = {
 _VERSIONS_RE = re.compile(r"^\[build\].*? versions (\{.*\})\s*$")
 
 
-def _quiet(_line: str) -> None:
-    pass
+def quiet(_line: str) -> None:
+    """A progress callback that says nothing."""
+
+
+def content_key(inputs: dict[str, Any]) -> str:
+    """The cache key of a build: the hash of everything that shapes its bytes."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
 def is_complete(target: Path, key: str) -> bool:
@@ -68,7 +74,7 @@ def build_artifact(
     output, merged, streams to ``progress`` and to ``build.log`` in the dir; a failed
     build keeps its log beside the target as ``<name>.failed.log``.
     """
-    say = progress or _quiet
+    say = progress or quiet
     with file_lock(target.with_name(target.name + ".lock"), on_wait=say):
         if is_complete(target, key):
             say(f"already built: {target}")

@@ -40,8 +40,12 @@ class Variant:
     description: str = ""
     source: str | None = None
     format: str = "hf"
-    # The file inside the variant's folder that a server is given (None: the folder).
-    entry: str | None = None
+
+    @property
+    def entry(self) -> str | None:
+        """The file inside the variant's folder that a server is given (None: the folder,
+        a checkpoint; a GGUF variant is its one file)."""
+        return GGUF_ENTRY if self.format == "gguf" else None
 
 
 SMOLLM2 = EmbeddedModel(
@@ -122,7 +126,6 @@ VARIANTS: tuple[Variant, ...] = (
         description="the bf16 checkpoint as an F16 GGUF (llama.cpp's convert_hf_to_gguf.py)",
         source="bf16",
         format="gguf",
-        entry=GGUF_ENTRY,
     ),
     Variant(
         model="smollm2",
@@ -133,7 +136,6 @@ VARIANTS: tuple[Variant, ...] = (
         description="Q8_0 GGUF (llama-quantize from the F16 GGUF)",
         source="gguf-f16",
         format="gguf",
-        entry=GGUF_ENTRY,
     ),
     Variant(
         model="smollm2",
@@ -144,7 +146,6 @@ VARIANTS: tuple[Variant, ...] = (
         description="Q4_K_M GGUF (llama-quantize from the F16 GGUF)",
         source="gguf-f16",
         format="gguf",
-        entry=GGUF_ENTRY,
     ),
 )
 

@@ -21,16 +21,19 @@ from typing import Any
 
 from pytest_llmserve.errors import ModelBuildError
 from pytest_llmserve.models import builder_env, catalog, gguf_variants
-from pytest_llmserve.models.artifact import MARKER, Progress, build_artifact, is_complete
+from pytest_llmserve.models.artifact import (
+    MARKER,
+    Progress,
+    build_artifact,
+    content_key,
+    is_complete,
+    quiet,
+)
 from pytest_llmserve.models.cache import cache_root
 from pytest_llmserve.models.catalog import MODELS, EmbeddedModel, Variant
 
 BUILD_SCRIPT = Path(__file__).with_name("build_script.py")
 SCRIPT_COPY = "llmserve-build-script.py"
-
-
-def _quiet(_line: str) -> None:
-    pass
 
 
 @functools.lru_cache(maxsize=8)
@@ -114,10 +117,6 @@ def variant_inputs(
     return inputs | gguf_variants.toolchain_inputs() if gguf_variants.is_gguf(variant) else inputs
 
 
-def content_key(inputs: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
-
-
 def variant_key(
     variant: Variant, gguf: Path, script: Path = BUILD_SCRIPT
 ) -> tuple[str, dict[str, Any]]:
@@ -165,7 +164,7 @@ def ensure_variant(
     ``gguf`` and ``build_script`` exist so tests can run the whole flow with a fake
     script and a fake file, without torch.
     """
-    say = progress or _quiet
+    say = progress or quiet
     root = cache_root(cache_dir)
     gguf = gguf or gguf_path(MODELS[variant.model], builder_python, cache_dir=root, progress=say)
     assert gguf is not None
