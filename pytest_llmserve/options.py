@@ -16,6 +16,7 @@ import pytest
 from pytest_llmserve.errors import ProfileError
 from pytest_llmserve.history.compare import CompareSpec, Rule, parse_compare, parse_rule
 from pytest_llmserve.history.store import HistoryStore, open_store
+from pytest_llmserve.measure.sequential import MODES as VERDICT_MODES
 from pytest_llmserve.profile.default import BASELINES, embedded_default
 from pytest_llmserve.profile.load import load_profile, pyproject_profile
 from pytest_llmserve.profile.model import Profile, Target
@@ -96,6 +97,13 @@ OPTIONS = (
         default="full",
     ),
     _Option(
+        "verdicts",
+        "sequential: a load run is looked at before its end and stops once every bound "
+        "it serves is decided (the error rate split over the looks); fixed: every run "
+        "sends all its requests",
+        default="sequential",
+    ),
+    _Option(
         "embedded-baseline",
         "the embedded default's baseline precision: auto (bf16 where the CPU computes bf16 "
         "natively, AVX512-BF16 or AMX; else fp32), bf16 or fp32 "
@@ -119,6 +127,7 @@ class Settings:
     report: Path | None = None
     report_off: bool = False
     checklist: str = "full"
+    verdicts: str = "sequential"
 
 
 def argparse_help(text: str) -> str:
@@ -184,6 +193,7 @@ def parse_settings(config: pytest.Config) -> Settings:
     builder, _ = _value(config, builder_opt)
     inconclusive = _choice(config, inconclusive_opt, INCONCLUSIVE_MODES)
     checklist = _choice(config, opts["checklist"], CHECKLISTS)
+    verdicts = _choice(config, opts["verdicts"], VERDICT_MODES)
     history, compare_spec, rules, report, report_off = _history_settings(config)
     return Settings(
         profile=profile,
@@ -199,6 +209,7 @@ def parse_settings(config: pytest.Config) -> Settings:
         report=report,
         report_off=report_off,
         checklist=checklist,
+        verdicts=verdicts,
     )
 
 

@@ -125,7 +125,8 @@ def llm_endpoint(llm_server: Server) -> Endpoint:
 @pytest.fixture(scope="session")
 def llm_perf(llm_server: Server, request: pytest.FixtureRequest) -> PerfHarness:
     """Load runs against this target's server, cached for the session."""
-    return PerfHarness(llm_server, progress=LLMServeSession.of(request.config).progress)
+    session = LLMServeSession.of(request.config)
+    return PerfHarness(llm_server, session.progress, session.settings.verdicts)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,9 @@ profile leaves out is skipped with that reason. Each verdict compares the bound
 with a 95% confidence interval: pass, fail, or inconclusive with the reason.
 Definitions (vLLM's benchmark): TTFT = request sent → first generated text;
 TPOT = (E2E - TTFT) / (output tokens - 1); E2E = request sent → last byte;
-output tok/s = server-counted output tokens / measured window.
+output tok/s = server-counted output tokens / measured window. In sequential mode
+(the default) a run stops at its first look where every bound it serves is decided,
+and each verdict says which look that was.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ from typing import Any
 
 import pytest
 
-from pytest_llmserve.checklist.gate import (
-    check_at_least,
-    check_at_most,
-    check_ratio_at_least,
+from pytest_llmserve.checklist.gate import check_ratio_at_least
+from pytest_llmserve.checklist.performance import (
+    Measured,
+    PerfHarness,
+    latency_gates,
+    throughput_gates,
+    with_doubts,
 )
-from pytest_llmserve.checklist.performance import PerfHarness, with_doubts
 from pytest_llmserve.checklist.results import Figure, TargetResults, rate_figure, summary_figure
 from pytest_llmserve.load.runner import Schedule
 from pytest_llmserve.measure.latency import SLO
-from pytest_llmserve.profile.checks import PerfChecks
+from pytest_llmserve.profile.checks import PerfChecks, Throughput
 
 Judge = Callable[..., None]
 Record = Callable[..., None]
@@ -37,6 +41,19 @@ def measurable(llm_perf: PerfHarness, llm_checks: PerfChecks) -> None:
         pytest.skip(why)
 
 
+def _throughput_run(perf: PerfHarness, checks: PerfChecks, spec: Throughput) -> Measured:
+    schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
+    return perf.run(checks.workload, schedule, gates=throughput_gates(spec))
+
+
+def _latency_run(perf: PerfHarness, checks: PerfChecks) -> Measured:
+    spec = checks.latency
+    assert spec is not None
+    schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
+    gates = latency_gates(spec, checks.goodput)
+    return perf.run(checks.workload, schedule, spec.output_tokens, gates=gates)
+
+
 @pytest.mark.llmserve_quick
 def test_output_throughput_floor(
     llm_perf: PerfHarness,
@@ -47,24 +64,15 @@ def test_output_throughput_floor(
     benchmark: Any,
 ) -> None:
     spec = llm_checks.throughput or pytest.skip("the profile sets no throughput floor")
-    schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
-    run = llm_perf.run(llm_checks.workload, schedule)
+    run = _throughput_run(llm_perf, llm_checks, spec)
     llm_record(benchmark, run)
-    rate = run.metrics.output_throughput
     llm_results.add(
-        rate_figure(rate, "output_tok_s", f"output tokens / s at concurrency {spec.concurrency}"),
+        rate_figure(run.metrics.output_throughput, "output_tok_s",
+                    f"output tokens / s at concurrency {spec.concurrency}"),
         rate_figure(run.metrics.request_throughput, "request_rps",
                     f"completed requests / s at concurrency {spec.concurrency}"),
     )  # fmt: skip
-    verdict = check_at_least(
-        f"output tok/s at c={spec.concurrency}",
-        rate.point,
-        rate.interval,
-        spec.min_output_tok_s,
-        "tok/s",
-        why_no_interval=rate.note,
-    )
-    llm_judge(with_doubts(verdict, run))
+    llm_judge(*run.verdicts("throughput"))
 
 
 def test_latency_slo(
@@ -78,8 +86,7 @@ def test_latency_slo(
     spec = llm_checks.latency or pytest.skip("the profile sets no latency SLO")
     if spec.max_ttft_s is None and spec.max_tpot_s is None:
         pytest.skip("the latency check sets neither max_ttft_s nor max_tpot_s")
-    schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
-    run = llm_perf.run(llm_checks.workload, schedule, spec.output_tokens)
+    run = _latency_run(llm_perf, llm_checks)
     llm_record(benchmark, run)
     at = f"at concurrency {spec.concurrency}"
     for summary, what in ((run.metrics.ttft, "request sent -> first token"),
@@ -88,28 +95,7 @@ def test_latency_slo(
             llm_results.add(
                 summary_figure(summary, stat, f"{summary.name}_{stat}_s", f"{what}, {stat} {at}")
             )
-    verdicts = []
-    for summary, bound in (
-        (run.metrics.ttft, spec.max_ttft_s),
-        (run.metrics.tpot, spec.max_tpot_s),
-    ):
-        if bound is None:
-            continue
-        verdicts.append(
-            with_doubts(
-                check_at_most(
-                    f"{summary.name} {spec.percentile}",
-                    summary.point(spec.percentile),
-                    summary.interval(spec.percentile),
-                    bound,
-                    "s",
-                    n=summary.n,
-                    why_no_interval=summary.why_no_interval(spec.percentile),
-                ),
-                run,
-            )
-        )
-    llm_judge(*verdicts)
+    llm_judge(*run.verdicts("latency"))
 
 
 def test_batching_scales(
@@ -123,10 +109,9 @@ def test_batching_scales(
     spec = llm_checks.scaling or pytest.skip("the profile sets no batching-scaling check")
     floor = llm_checks.throughput
     if floor is not None and floor.concurrency == spec.high:  # the throughput run serves both
-        high_schedule = Schedule(floor.requests, floor.concurrency, warmup=floor.warmup)
+        high = _throughput_run(llm_perf, llm_checks, floor)
     else:
-        high_schedule = Schedule(spec.requests_high, spec.high, warmup=4)
-    high = llm_perf.run(llm_checks.workload, high_schedule)
+        high = llm_perf.run(llm_checks.workload, Schedule(spec.requests_high, spec.high, warmup=4))
     low = llm_perf.run(llm_checks.workload, Schedule(spec.requests_low, spec.low, warmup=1))
     llm_record(benchmark, low)
     hi, lo = high.metrics.output_throughput, low.metrics.output_throughput
@@ -137,6 +122,8 @@ def test_batching_scales(
         lo.point,
         lo.interval,
         spec.min_ratio,
+        level=hi.level,
+        den_level=lo.level,
     )
     llm_results.add(
         Figure("scaling_ratio", verdict.point, "x", None, verdict.interval, "higher",
@@ -154,16 +141,13 @@ def test_goodput_floor(
     benchmark: Any,
 ) -> None:
     spec = llm_checks.goodput or pytest.skip("the profile sets no goodput floor")
-    load = llm_checks.latency or pytest.skip("goodput is measured on the latency check's load")
-    schedule = Schedule(load.requests, load.concurrency, warmup=load.warmup)
-    run = llm_perf.run(llm_checks.workload, schedule, load.output_tokens)
+    if llm_checks.latency is None:
+        pytest.skip("goodput is measured on the latency check's load")
+    run = _latency_run(llm_perf, llm_checks)
     llm_record(benchmark, run)
     rate = run.metrics.goodput(SLO(spec.max_ttft_s, spec.max_tpot_s, spec.max_e2e_s))
     llm_results.add(rate_figure(rate, "goodput_rps", "requests / s meeting every SLO bound"))
-    verdict = check_at_least(
-        "goodput", rate.point, rate.interval, spec.min_rps, "req/s", why_no_interval=rate.note
-    )
-    llm_judge(with_doubts(verdict, run))
+    llm_judge(*run.verdicts("goodput"))
 
 
 def test_sweep_report(

@@ -73,13 +73,17 @@ def check_ratio_at_least(
     k: float,
     *,
     level: float = 0.95,
+    den_level: float | None = None,
 ) -> Verdict:
     """num / den must be >= ``k`` (e.g. throughput at high concurrency vs concurrency 1).
 
     The ratio's interval is the conservative (lo_num / hi_den, hi_num / lo_den): it
-    holds whenever both intervals hold, so its level is at least 1 - 2 * (1 - level)
+    holds whenever both intervals hold, so its level is at least 1 minus both misses
     (90% from two 95% intervals), whatever the dependence between the two runs.
+    ``level`` is the numerator's interval level, ``den_level`` the denominator's
+    (default: the same).
     """
+    den_level = level if den_level is None else den_level
     if num_point is None or den_point is None or den_point <= 0:
         return _inconclusive(
             name,
@@ -102,19 +106,13 @@ def check_ratio_at_least(
     (num_lo, num_hi), (den_lo, den_hi) = num_interval, den_interval
     hi = num_hi / den_lo if den_lo > 0 else math.inf
     interval = (num_lo / den_hi, hi)
-    joint = 1 - 2 * (1 - level)
-    return _check(
-        name,
-        point,
-        interval,
-        k,
-        "x",
-        ">=",
-        None,
-        joint,
-        None,
-        origin=f" (from two {level:.0%} intervals)",
+    joint = 1 - (1 - level) - (1 - den_level)
+    origin = (
+        f" (from two {_pct(level)} intervals)"
+        if level == den_level
+        else f" (from a {_pct(level)} and a {_pct(den_level)} interval)"
     )
+    return _check(name, point, interval, k, "x", ">=", None, joint, None, origin=origin)
 
 
 def _check(
@@ -138,7 +136,7 @@ def _check(
             name, bound, op, unit, point, None, n, why_no_interval or "no confidence interval"
         )
     lo, hi = interval
-    shown = f"{level:.0%} interval [{_fmt(lo)}, {_fmt(hi)}]{origin}"
+    shown = f"{_pct(level)} interval [{_fmt(lo)}, {_fmt(hi)}]{origin}"
     good_lo, good_hi = (lo >= bound, hi < bound) if op == ">=" else (hi <= bound, lo > bound)
     outcome: Outcome = "pass" if good_lo else "fail" if good_hi else "inconclusive"
     if outcome == "pass":
@@ -168,6 +166,11 @@ def _inconclusive(
 def _head(name: str, point: float | None, unit: str, n: int | None) -> str:
     value = "no value" if point is None else _val(point, unit)
     return f"{name} = {value}" + ("" if n is None else f" (n={n})")
+
+
+def _pct(level: float) -> str:
+    """95% as "95%", a look's 97.5% as "97.5%" (never rounded up to a level not given)."""
+    return f"{math.floor(level * 1000 + 1e-6) / 10:g}%"
 
 
 def _fmt(x: float) -> str:

@@ -5,16 +5,21 @@ throughput floor and the scaling check share the high-concurrency run and the
 latency SLO and goodput checks share the latency run. A verdict is "pass",
 "fail" or "inconclusive"; inconclusive runs (client saturated, token counts that
 disagree, failed requests, too few samples) never pass silently.
+
+Every bound a run serves is a ``Gate``, handed to the run by whichever check asks
+for it first, so in sequential mode (``measure.sequential``) the run is looked at
+before its end and stops once all of them are decided, and every verdict read
+from it is at the level its looks were planned for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pytest_llmserve.checklist.gate import Verdict
+from pytest_llmserve.checklist.gate import Verdict, check_at_least, check_at_most
 from pytest_llmserve.client.dialects import Prompt
 from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.errors import ServerError
@@ -22,20 +27,97 @@ from pytest_llmserve.launch.server import Server
 from pytest_llmserve.load import workload as wl
 from pytest_llmserve.load.records import LoadRun
 from pytest_llmserve.load.runner import Schedule, run_sync
-from pytest_llmserve.measure.latency import RunMetrics, e2e, run_metrics
+from pytest_llmserve.measure import sequential
+from pytest_llmserve.measure.latency import SLO, RunMetrics, e2e, run_metrics
 from pytest_llmserve.measure.perplexity import NotMeasurable, tokenize_path
-from pytest_llmserve.profile.checks import Workload
+from pytest_llmserve.measure.stats import min_samples
+from pytest_llmserve.profile.checks import QUICK_WAVES, Goodput, Latency, Throughput, Workload
 
 Progress = Callable[[str], None]
 
 
+def _waves(concurrency: int) -> Callable[[float], int]:
+    """A closed loop's rate needs about ``QUICK_WAVES`` waves for its 5 windows."""
+    return lambda level: QUICK_WAVES * concurrency
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One bound a load run serves: which check judges it, how, and the samples it needs.
+
+    ``judge`` reads the run's figures, whose intervals are at the run's look level;
+    ``needs(level)`` is the sample count below which it can have no interval at that
+    level (a look earlier than that is not planned).
+    """
+
+    check: str
+    judge: Callable[[RunMetrics], Verdict]
+    needs: Callable[[float], int]
+
+
+def throughput_gates(spec: Throughput) -> list[Gate]:
+    """The throughput floor: output tok/s at the run's concurrency."""
+
+    def judge(m: RunMetrics) -> Verdict:
+        rate = m.output_throughput
+        return check_at_least(
+            f"output tok/s at c={spec.concurrency}", rate.point, rate.interval,
+            spec.min_output_tok_s, "tok/s", level=rate.level, why_no_interval=rate.note,
+        )  # fmt: skip
+
+    return [Gate("throughput", judge, _waves(spec.concurrency))]
+
+
+def latency_gates(spec: Latency, goodput: Goodput | None) -> list[Gate]:
+    """What the latency run serves: TTFT and TPOT at the SLO's percentile, and goodput."""
+    gates = []
+    for name, bound in (("ttft", spec.max_ttft_s), ("tpot", spec.max_tpot_s)):
+        if bound is not None:
+            gates.append(Gate("latency", _percentile_judge(name, spec.percentile, bound),
+                              lambda level: min_samples(spec.percentile, level)))  # fmt: skip
+    if goodput is not None:
+        slo = SLO(goodput.max_ttft_s, goodput.max_tpot_s, goodput.max_e2e_s)
+
+        def judge_goodput(m: RunMetrics) -> Verdict:
+            rate = m.goodput(slo)
+            return check_at_least("goodput", rate.point, rate.interval, goodput.min_rps,
+                                  "req/s", level=rate.level, why_no_interval=rate.note)  # fmt: skip
+
+        gates.append(Gate("goodput", judge_goodput, _waves(spec.concurrency)))
+    return gates
+
+
+def _percentile_judge(name: str, stat: str, bound: float) -> Callable[[RunMetrics], Verdict]:
+    def judge(m: RunMetrics) -> Verdict:
+        summary = m.ttft if name == "ttft" else m.tpot
+        return check_at_most(
+            f"{summary.name} {stat}", summary.point(stat), summary.interval(stat), bound, "s",
+            n=summary.n, level=summary.level, why_no_interval=summary.why_no_interval(stat),
+        )  # fmt: skip
+
+    return judge
+
+
 @dataclass
 class Measured:
-    """One load run and its figures."""
+    """One load run, its figures (at its looks' level), and the bounds it serves."""
 
     label: str
     run: LoadRun
     metrics: RunMetrics
+    gates: tuple[Gate, ...] = ()
+    plan: sequential.Plan | None = None
+
+    def verdicts(self, check: str) -> list[Verdict]:
+        """The verdicts of ``check``'s gates on this run, each with the run's doubts."""
+        return [with_doubts(g.judge(self.metrics), self) for g in self.gates if g.check == check]
+
+    @property
+    def sampling(self) -> str | None:
+        """Which look the run ended on, when it was planned with more than one."""
+        if self.plan is None or len(self.plan.sizes) == 1:
+            return None
+        return self.plan.describe(self.run.look or self.plan.sizes[-1])
 
     def integrity_doubts(self) -> list[str]:
         """Reasons the run's figures cannot support a verdict either way."""
@@ -76,6 +158,7 @@ class PerfHarness:
 
     server: Server
     progress: Progress | None = None
+    verdicts: str = "sequential"  # or "fixed" (``measure.sequential.MODES``)
     _corpus: list[int] | None = None
     _runs: dict[tuple[Any, ...], Measured] = field(default_factory=dict)
 
@@ -108,10 +191,30 @@ class PerfHarness:
         return wl.synthetic(self._corpus, n, inputs, outputs, seed=workload.seed)
 
     def run(
-        self, workload: Workload, schedule: Schedule, output_tokens: int | None = None
+        self,
+        workload: Workload,
+        schedule: Schedule,
+        output_tokens: int | None = None,
+        gates: Sequence[Gate] = (),
     ) -> Measured:
+        """The run of this shape, made on first use; ``gates``: every bound it serves.
+
+        The first caller's gates decide when a sequential run may stop, so each check
+        asks with the same list (``throughput_gates``, ``latency_gates``).
+        """
         key = (workload, schedule, output_tokens)
         if key not in self._runs:
+            looks = sequential.plan(
+                schedule.requests, self.verdicts if gates else "fixed",
+                needs=lambda level: max(g.needs(level) for g in gates),
+            )  # fmt: skip
+            level = looks.each_level
+
+            def decided(snapshot: LoadRun) -> bool:
+                # No bootstrap at a look: the loop is sending; percentiles are exact anyway.
+                m = run_metrics(snapshot, level=level, resamples=0)
+                return all(g.judge(m).outcome != "inconclusive" for g in gates)
+
             prompts = self.prompts(workload, schedule.warmup + schedule.requests, output_tokens)
             label = (
                 f"{self.server.target.name} {schedule.label} in={workload.input_tokens} "
@@ -121,20 +224,29 @@ class PerfHarness:
                 self.progress(f"load run: {label}")
             # In the framework's own streaming dialect (run_sync's default for an endpoint).
             run = run_sync(
-                self.endpoint, prompts, schedule, progress=self.progress, exited=self.server.exited
-            )
+                self.endpoint, prompts, schedule, progress=self.progress,
+                exited=self.server.exited, looks=looks.early, decided=decided,
+            )  # fmt: skip
             if run.stopped_by == "server_gone":
                 # Not a measurement: the test fails with the server's own last words.
                 raise ServerError(
                     f"{self.server.target.name}: load run {label}: {'; '.join(run.notes)}",
                     self.server.log_tail(), str(self.server.log_path or "") or None,
                 )  # fmt: skip
-            self._runs[key] = Measured(label, run, run_metrics(run))
+            if self.progress and run.look is not None:
+                self.progress(f"decided at {looks.describe(run.look)}")
+            self._runs[key] = Measured(
+                label, run, run_metrics(run, level=level), tuple(gates), looks
+            )
         return self._runs[key]
 
 
 def with_doubts(verdict: Verdict, *runs: Measured) -> Verdict:
-    """Downgrade a verdict to inconclusive when a run behind it cannot support it."""
+    """Downgrade a verdict to inconclusive when a run behind it cannot support it, and
+    say which look of a sequential run it was decided on."""
+    looks = [s for m in runs if (s := m.sampling)]
+    if looks:
+        verdict = replace(verdict, reason=f"{verdict.reason} ({'; '.join(looks)})")
     doubts = [d for m in runs for d in m.integrity_doubts()]
     if verdict.outcome == "fail":
         doubts += [d for m in runs if (d := m.client_lag_doubt())]

@@ -48,7 +48,12 @@ class RequestRecord:
 
 @dataclass
 class LoadRun:
-    """One load run: its requests, its measured window, and what disturbed it."""
+    """One load run: its requests, its measured window, and what disturbed it.
+
+    A run decided at a look (``look`` set, ``load.runner``) measures its first
+    ``look`` requests, and its window ends when the last of them did; the requests
+    sent after them (``past_look``) overlap that window and count only in its rates.
+    """
 
     records: list[RequestRecord]
     started_at: float  # first measured (non-warm-up) request sent
@@ -56,12 +61,18 @@ class LoadRun:
     concurrency: int | None = None
     rate_rps: float | None = None
     max_loop_lag_s: float = 0.0  # the client's worst event-loop delay during the run
-    stopped_by: str = "count"  # "count" or "duration"
+    stopped_by: str = "count"  # "count", "duration", "decided" or "server_gone"
     notes: list[str] = field(default_factory=list)
+    look: int | None = None  # measured requests the verdicts were decided on (None: all)
 
     @property
     def measured(self) -> list[RequestRecord]:
-        return [r for r in self.records if not r.warmup]
+        return [r for r in self.records if not r.warmup][: self.look]
+
+    @property
+    def past_look(self) -> list[RequestRecord]:
+        """Requests sent after the look's: served inside its window, timed outside it."""
+        return [] if self.look is None else [r for r in self.records if not r.warmup][self.look :]
 
     @property
     def wall_s(self) -> float:

@@ -6,6 +6,13 @@ bounded by request count and by duration: past the duration no new request is
 sent and those in flight finish. A watcher task measures the client's own
 event-loop lag; ``measure.latency`` flags a run whose client fell behind, and the
 gates call a failing verdict on such a run inconclusive rather than blame the server.
+
+A run can also be looked at while it goes (``looks``): once the first n measured
+requests, in the order they were sent, have all ended, ``decided`` reads the run as
+of then; if it says the verdicts are decided, no new request is sent. The requests
+looked at are fixed before any of them is timed, so the slow ones still in flight
+are waited for, never left out (a look at the first n to *finish* would favour the
+fast ones).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +36,7 @@ GONE_POLL_S = 0.5
 # Once the server is gone, requests still in flight get this long to end on their own
 # (a dead socket errors at once) before they are cancelled and marked failed.
 GONE_GRACE_S = 2.0
+LOOK_POLL_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,8 @@ class Schedule:
 Progress = Callable[[str], None]
 # None while the server should be answering, else why it is gone (``Server.exited``).
 Exited = Callable[[], str | None]
+# Asked at a look with the run as of then (``LoadRun.look`` set): True ends the run.
+Decided = Callable[[LoadRun], bool]
 
 
 class _Lag:
@@ -92,11 +102,17 @@ async def run_load(
     progress: Progress | None = None,
     progress_every_s: float = 15.0,
     exited: Exited | None = None,
+    looks: Sequence[int] = (),
+    decided: Decided | None = None,
 ) -> LoadRun:
     """Send ``schedule.warmup`` then ``schedule.requests`` prompts (cycling ``prompts``).
 
     With ``exited``, a server that dies ends the run within about a second, not at
     the requests' timeouts: ``stopped_by`` is then ``"server_gone"`` and the notes say why.
+    With ``looks`` (measured-request counts below ``schedule.requests``) and
+    ``decided``, a run decided at a look stops sending: ``stopped_by`` is
+    ``"decided"``, ``look`` is that count and ``ended_at`` its last request's end;
+    the requests still in flight finish and stay in the records, past the look.
     """
     if not prompts:
         raise ValueError("a load run needs at least one prompt")
@@ -121,39 +137,67 @@ async def run_load(
     lag = _Lag()
     watcher = asyncio.create_task(lag.watch())
     measured = records[schedule.warmup :]
+    ended = [False] * total
     notes: list[str] = []
     began = time.perf_counter()
+    halted: list[int] = []  # the look that decided the run, once one has
+
+    def snapshot(look: int | None = None) -> LoadRun:
+        counted = measured[:look] if look is not None else measured
+        sent = [r for r in counted if r.sent_at]
+        return LoadRun(
+            records=[r for r in records if r.sent_at],
+            started_at=min((r.sent_at for r in sent), default=began),
+            ended_at=max((r.last_byte_at or r.sent_at for r in sent), default=began),
+            concurrency=schedule.concurrency,
+            rate_rps=schedule.rate_rps,
+            max_loop_lag_s=lag.worst,
+            notes=notes,
+            look=look,
+        )
+
+    async def watch_looks() -> None:
+        for n in sorted(set(looks)):
+            if decided is None or not 0 < n < len(measured):
+                return
+            while not all(ended[schedule.warmup : schedule.warmup + n]):
+                await asyncio.sleep(LOOK_POLL_S)
+            if decided(snapshot(n)):
+                halted.append(n)
+                return
 
     async def phases() -> str:
         nonlocal began
         if schedule.warmup:
-            await _phase(client, prompts, records[: schedule.warmup], schedule, None, None, [])
+            await _phase(
+                client, prompts, records[: schedule.warmup], schedule, None, None, [], ended
+            )
         lag.worst = 0.0  # warm-up includes connection setup; judge the measured phase only
         reporter = asyncio.create_task(_report(measured, progress, progress_every_s))
+        looker = asyncio.create_task(watch_looks())
         began = time.perf_counter()
         try:
-            return await _phase(
-                client, prompts, measured, schedule, schedule.max_duration_s, began, notes
-            )
+            stop = await _phase(
+                client, prompts, measured, schedule, schedule.max_duration_s, began, notes,
+                ended, halt=lambda: bool(halted),
+            )  # fmt: skip
+            return "decided" if halted else stop
         finally:
             reporter.cancel()
+            looker.cancel()
 
     try:
         stopped_by = await _race_server_exit(phases(), records, exited, notes)
     finally:
         watcher.cancel()
-    sent = [r for r in measured if r.sent_at]
-    ended = max((r.last_byte_at or r.sent_at for r in sent), default=began)
-    run = LoadRun(
-        records=[r for r in records if r.sent_at],
-        started_at=min((r.sent_at for r in sent), default=began),
-        ended_at=ended,
-        concurrency=schedule.concurrency,
-        rate_rps=schedule.rate_rps,
-        max_loop_lag_s=lag.worst,
-        stopped_by=stopped_by,
-        notes=notes,
-    )
+    run = snapshot(halted[0] if halted else None)
+    run.stopped_by = stopped_by
+    if halted:
+        past = sum(1 for r in measured[halted[0] :] if r.sent_at)
+        notes.append(
+            f"decided at the look after {halted[0]} of {schedule.requests} requests; the "
+            f"{past} sent after them count only where they overlap its window"
+        )
     return run
 
 
@@ -165,6 +209,8 @@ async def _phase(
     max_duration_s: float | None,
     began: float | None,
     notes: list[str],
+    ended: list[bool],
+    halt: Callable[[], bool] | None = None,
 ) -> str:
     deadline = (began or time.perf_counter()) + max_duration_s if max_duration_s else None
     expired = False
@@ -172,18 +218,23 @@ async def _phase(
     def may_send() -> bool:
         nonlocal expired
         expired = expired or (deadline is not None and time.perf_counter() >= deadline)
-        return not expired
+        return not expired and not (halt is not None and halt())
 
     def prompt_of(r: RequestRecord) -> Prompt:
         return prompts[r.index % len(prompts)]
+
+    async def send(r: RequestRecord) -> RequestRecord:
+        try:
+            return await client.send(prompt_of(r), r)
+        finally:
+            ended[r.index] = True
 
     if schedule.concurrency is not None:
         queue = list(reversed(records))
 
         async def worker() -> None:
             while queue and may_send():
-                r = queue.pop()
-                await client.send(prompt_of(r), r)
+                await send(queue.pop())
 
         await asyncio.gather(*(worker() for _ in range(schedule.concurrency)))
     else:
@@ -198,7 +249,7 @@ async def _phase(
                 # Latency is timed from the send, so a wait here would go unmeasured.
                 queued.append(r.index)
             async with gate:
-                return await client.send(prompt_of(r), r)
+                return await send(r)
 
         # Arrivals on an absolute timeline: sleeping each gap in turn would add every
         # sleep's overshoot (up to 1 ms each) and fall behind the rate asked for.
@@ -289,6 +340,8 @@ def run_sync(
     progress: Progress | None = None,
     exited: Exited | None = None,
     dialect: str | None = None,
+    looks: Sequence[int] = (),
+    decided: Decided | None = None,
 ) -> LoadRun:
     """``run_load`` from synchronous code (a test), on a fresh event loop.
 
@@ -307,7 +360,9 @@ def run_sync(
             max_connections=schedule.most_in_flight,
         )  # fmt: skip
         try:
-            return await run_load(client, prompts, schedule, progress, exited=exited)
+            return await run_load(
+                client, prompts, schedule, progress, exited=exited, looks=looks, decided=decided
+            )
         finally:
             await client.aclose()
 

@@ -101,7 +101,7 @@ class RunMetrics:
     token_disagreement_flagged: bool
     max_loop_lag_s: float
     notes: list[str] = field(default_factory=list)
-    _done: list[RequestRecord] = field(default_factory=list, repr=False)
+    _done: list[RequestRecord] = field(default_factory=list, repr=False)  # ended in the window
     _rate_args: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def goodput(self, slo: SLO) -> Rate:
@@ -161,8 +161,16 @@ def run_metrics(
         "level": level,
         "min_window_s": e2e_s.p50 or 0.0,
     }
-    out_events = [ev for r in done for ev in _output_events(r)]
-    prompt_events = [(r.first_token_at or _end(r), float(_prompt_tokens(r))) for r in done]
+    # Rates count what arrived in the window from every measured request: after a
+    # look, the requests sent past it were served inside the window too.
+    in_window = done + [r for r in run.past_look if r.ok and r.first_token_at is not None]
+    end = run.ended_at
+    out_events = [ev for r in in_window for ev in _output_events(r) if ev[0] <= end]
+    prompt_events = [
+        (t, float(_prompt_tokens(r)))
+        for r in in_window
+        if (t := r.first_token_at or _end(r)) <= end
+    ]
     with_usage = [r for r in done if r.usage_output_tokens is not None]
     usage_total = sum(r.usage_output_tokens or 0 for r in with_usage)
     disagreement = None
@@ -199,7 +207,10 @@ def run_metrics(
             out_events + prompt_events, name="total_throughput", unit="tok/s", **rate_args
         ),
         request_throughput=rate_interval(
-            [(_end(r), 1.0) for r in done], name="request_throughput", unit="req/s", **rate_args
+            [(t, 1.0) for r in in_window if (t := _end(r)) <= end],
+            name="request_throughput",
+            unit="req/s",
+            **rate_args,
         ),
         ttft=summary([v for r in done if (v := ttft(r)) is not None], "ttft"),
         tpot=summary([v for r in done if (v := tpot(r)) is not None], "tpot"),
@@ -209,7 +220,7 @@ def run_metrics(
         token_disagreement_flagged=flagged,
         max_loop_lag_s=run.max_loop_lag_s,
         notes=notes,
-        _done=done,
+        _done=[r for r in in_window if _end(r) <= end],
         _rate_args=rate_args,
     )
 

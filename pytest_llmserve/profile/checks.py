@@ -105,7 +105,8 @@ class PerfChecks:
 
 # The quick checklist's throughput run: closed-loop waves of ``concurrency`` requests.
 # Six is the fewest that still gives the interval its 5 windows of one median
-# request each (``rate_interval``), so the short floor is judged, not guessed.
+# request each (``rate_interval``), so the short floor is judged, not guessed; a
+# sequential run's early look needs as many (``checklist.performance``).
 QUICK_WAVES = 6
 
 

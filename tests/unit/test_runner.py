@@ -185,6 +185,75 @@ def test_warmup_does_not_count_against_the_duration_bound() -> None:
     assert 1 <= len(result.measured) <= 3
 
 
+# --- looks (sequential verdicts) ------------------------------------------------------------
+
+
+class SlowFirst(FakeClient):
+    """The first measured request takes ``slow_s``; every other one ``latency_s``."""
+
+    def __init__(self, slow_s: float, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.slow_s = slow_s
+
+    async def send(self, prompt: Prompt, record: RequestRecord) -> RequestRecord:
+        if record.index == 0:
+            await asyncio.sleep(self.slow_s)
+        return await super().send(prompt, record)
+
+
+def test_a_run_decided_at_a_look_stops_sending_and_keeps_what_was_in_flight() -> None:
+    client = FakeClient(latency_s=0.01)
+    seen: list[LoadRun] = []
+
+    def decided(snapshot: LoadRun) -> bool:
+        seen.append(snapshot)
+        return True
+
+    result = run(client, Schedule(200, concurrency=4, warmup=2), looks=[20], decided=decided)
+    assert [s.look for s in seen] == [20]
+    assert result.stopped_by == "decided"
+    assert result.look == 20
+    assert len(result.measured) == 20
+    assert 20 <= len(client.sent) - 2 <= 20 + 4 + 4  # the look's own, and at most a wave more
+    assert all(r.ok for r in result.records)  # those past the look finished
+    assert result.past_look
+    assert result.ended_at == max(r.last_byte_at or 0.0 for r in result.measured)
+    assert any("decided at the look after 20 of 200" in n for n in result.notes)
+
+
+def test_an_undecided_run_is_asked_at_each_look_and_sends_everything() -> None:
+    asked: list[int] = []
+
+    def decided(snapshot: LoadRun) -> bool:
+        asked.append(len(snapshot.measured))
+        return False
+
+    result = run(FakeClient(), Schedule(30, concurrency=3), looks=[10, 20], decided=decided)
+    assert asked == [10, 20]
+    assert result.stopped_by == "count"
+    assert result.look is None
+    assert len(result.measured) == 30
+    assert result.past_look == []
+
+
+def test_a_look_waits_for_its_slowest_request_and_never_leaves_it_out() -> None:
+    """The look is at the first n *sent*: the slow first request is waited for, while
+    the loop keeps sending, so the snapshot holds it, finished."""
+    client = SlowFirst(slow_s=0.15, latency_s=0.005)
+    snapshots: list[LoadRun] = []
+
+    def decided(snapshot: LoadRun) -> bool:
+        snapshots.append(snapshot)
+        return True
+
+    run(client, Schedule(400, concurrency=2), looks=[5], decided=decided)
+    (snapshot,) = snapshots
+    assert [r.index for r in snapshot.measured] == [0, 1, 2, 3, 4]
+    assert all(r.ok for r in snapshot.measured)
+    assert snapshot.ended_at >= snapshot.measured[0].last_byte_at  # type: ignore[operator]
+    assert len(snapshot.past_look) > 5  # the other connection kept the server busy
+
+
 # --- open loop -----------------------------------------------------------------------------
 
 
