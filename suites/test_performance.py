@@ -18,17 +18,11 @@ from typing import Any
 import pytest
 
 from pytest_llmserve.checklist.gate import check_ratio_at_least
-from pytest_llmserve.checklist.performance import (
-    Measured,
-    PerfHarness,
-    latency_gates,
-    throughput_gates,
-    with_doubts,
-)
+from pytest_llmserve.checklist.performance import PerfHarness, with_doubts
 from pytest_llmserve.checklist.results import Figure, TargetResults, rate_figure, summary_figure
 from pytest_llmserve.load.runner import Schedule
 from pytest_llmserve.measure.latency import SLO
-from pytest_llmserve.profile.checks import PerfChecks, Throughput
+from pytest_llmserve.profile.checks import PerfChecks
 
 Judge = Callable[..., None]
 Record = Callable[..., None]
@@ -41,19 +35,6 @@ def measurable(llm_perf: PerfHarness, llm_checks: PerfChecks) -> None:
         pytest.skip(why)
 
 
-def _throughput_run(perf: PerfHarness, checks: PerfChecks, spec: Throughput) -> Measured:
-    schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
-    return perf.run(checks.workload, schedule, gates=throughput_gates(spec))
-
-
-def _latency_run(perf: PerfHarness, checks: PerfChecks) -> Measured:
-    spec = checks.latency
-    assert spec is not None
-    schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
-    gates = latency_gates(spec, checks.goodput)
-    return perf.run(checks.workload, schedule, spec.output_tokens, gates=gates)
-
-
 @pytest.mark.llmserve_quick
 def test_output_throughput_floor(
     llm_perf: PerfHarness,
@@ -64,7 +45,7 @@ def test_output_throughput_floor(
     benchmark: Any,
 ) -> None:
     spec = llm_checks.throughput or pytest.skip("the profile sets no throughput floor")
-    run = _throughput_run(llm_perf, llm_checks, spec)
+    run = llm_perf.throughput_run(llm_checks)
     llm_record(benchmark, run)
     llm_results.add(
         rate_figure(run.metrics.output_throughput, "output_tok_s",
@@ -86,7 +67,7 @@ def test_latency_slo(
     spec = llm_checks.latency or pytest.skip("the profile sets no latency SLO")
     if spec.max_ttft_s is None and spec.max_tpot_s is None:
         pytest.skip("the latency check sets neither max_ttft_s nor max_tpot_s")
-    run = _latency_run(llm_perf, llm_checks)
+    run = llm_perf.latency_run(llm_checks)
     llm_record(benchmark, run)
     at = f"at concurrency {spec.concurrency}"
     for summary, what in ((run.metrics.ttft, "request sent -> first token"),
@@ -109,7 +90,7 @@ def test_batching_scales(
     spec = llm_checks.scaling or pytest.skip("the profile sets no batching-scaling check")
     floor = llm_checks.throughput
     if floor is not None and floor.concurrency == spec.high:  # the throughput run serves both
-        high = _throughput_run(llm_perf, llm_checks, floor)
+        high = llm_perf.throughput_run(llm_checks)
     else:
         high = llm_perf.run(llm_checks.workload, Schedule(spec.requests_high, spec.high, warmup=4))
     low = llm_perf.run(llm_checks.workload, Schedule(spec.requests_low, spec.low, warmup=1))
@@ -143,7 +124,7 @@ def test_goodput_floor(
     spec = llm_checks.goodput or pytest.skip("the profile sets no goodput floor")
     if llm_checks.latency is None:
         pytest.skip("goodput is measured on the latency check's load")
-    run = _latency_run(llm_perf, llm_checks)
+    run = llm_perf.latency_run(llm_checks)
     llm_record(benchmark, run)
     rate = run.metrics.goodput(SLO(spec.max_ttft_s, spec.max_tpot_s, spec.max_e2e_s))
     llm_results.add(rate_figure(rate, "goodput_rps", "requests / s meeting every SLO bound"))

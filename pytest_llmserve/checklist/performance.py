@@ -31,7 +31,14 @@ from pytest_llmserve.measure import sequential
 from pytest_llmserve.measure.latency import SLO, RunMetrics, e2e, run_metrics
 from pytest_llmserve.measure.perplexity import NotMeasurable, tokenize_path
 from pytest_llmserve.measure.stats import min_samples
-from pytest_llmserve.profile.checks import QUICK_WAVES, Goodput, Latency, Throughput, Workload
+from pytest_llmserve.profile.checks import (
+    QUICK_WAVES,
+    Goodput,
+    Latency,
+    PerfChecks,
+    Throughput,
+    Workload,
+)
 
 Progress = Callable[[str], None]
 
@@ -239,6 +246,21 @@ class PerfHarness:
                 label, run, run_metrics(run, level=level), tuple(gates), looks
             )
         return self._runs[key]
+
+    def throughput_run(self, checks: PerfChecks) -> Measured:
+        """The throughput floor's run, which the scaling check's high end reads too."""
+        spec = checks.throughput
+        assert spec is not None, "no throughput check"
+        schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
+        return self.run(checks.workload, schedule, gates=throughput_gates(spec))
+
+    def latency_run(self, checks: PerfChecks) -> Measured:
+        """The latency SLO's run, which goodput reads too."""
+        spec = checks.latency
+        assert spec is not None, "no latency check"
+        schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
+        gates = latency_gates(spec, checks.goodput)
+        return self.run(checks.workload, schedule, spec.output_tokens, gates=gates)
 
 
 def with_doubts(verdict: Verdict, *runs: Measured) -> Verdict:

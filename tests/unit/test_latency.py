@@ -171,3 +171,29 @@ def test_to_dict_is_json_with_units_n_and_intervals() -> None:
     assert d["output_throughput"]["unit"] == "tok/s"
     assert len(d["output_throughput"]["interval"]) == 2
     assert d["completed"] == 100
+
+
+def test_a_run_decided_at_a_look_times_its_first_requests_and_rates_its_window() -> None:
+    """After a look, the requests sent past it were served inside the look's window:
+    their tokens before its end count in the rates, their timings in no percentile."""
+    looked = [request(0, 0.0, (0.5, 0.6, 0.8)), request(1, 0.1, (0.6, 0.9, 1.0))]
+    past = [
+        request(2, 0.3, (0.7, 0.95, 1.3)),  # two tokens inside the window, one after
+        request(3, 0.9, (1.2, 1.4, 1.5)),  # wholly after the window's end
+    ]
+    run = LoadRun(records=looked + past, started_at=0.0, ended_at=1.0, look=2)
+    assert run.measured == looked
+    assert run.past_look == past
+    m = run_metrics(run)
+    assert m.completed == 2
+    assert m.ttft.n == 2  # the look's two requests only
+    assert m.output_tokens == 6
+    assert m.output_throughput.point == pytest.approx((6 + 2) / 1.0)
+    assert m.request_throughput.point == pytest.approx(2 / 1.0)  # request 2 ended at 1.3
+    assert m.goodput(SLO(ttft_s=10.0)).point == pytest.approx(2 / 1.0)
+
+
+def test_a_run_without_a_look_has_nothing_past_it() -> None:
+    run = LoadRun(records=[request(0)], started_at=0.0, ended_at=0.8)
+    assert run.past_look == []
+    assert run_metrics(run).output_throughput.point == pytest.approx(3 / 0.8)

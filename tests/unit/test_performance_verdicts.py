@@ -204,3 +204,26 @@ def test_record_replays_each_e2e_sample_as_one_round_and_clears_the_timer() -> N
     assert bench.extra_info["failed"] == 1
     before = time.perf_counter()
     assert REPLAY() >= before  # nothing left queued for the next test
+
+
+def test_a_verdict_names_the_look_its_sequential_run_was_decided_on() -> None:
+    from pytest_llmserve.checklist.performance import Gate
+    from pytest_llmserve.measure.sequential import plan
+
+    m = clean()
+    m.plan = plan(160)
+    m.run.look = 96
+    m.gates = (Gate("throughput", lambda metrics: verdict("pass"), lambda level: 96),)
+    (judged,) = m.verdicts("throughput")
+    assert judged.outcome == "pass"
+    assert "(look 1 of 2: 96 of 160 requests, each look at 97.5%" in judged.reason
+    assert m.verdicts("latency") == []
+
+
+def test_a_one_look_run_says_nothing_of_looks() -> None:
+    from pytest_llmserve.measure.sequential import plan
+
+    m = clean()
+    m.plan = plan(160, "fixed")
+    assert m.sampling is None
+    assert with_doubts(verdict("pass"), m).reason == verdict("pass").reason

@@ -120,3 +120,14 @@ def test_a_throughput_exactly_at_its_floor_passes_no_more_than_the_level_allows(
     naive = _rate_errors([0.95] * 5, [6.0, 7.0, 8.0, 9.0, 10.0], rng)
     assert ours <= 0.025 + SLACK
     assert naive > 0.025 + SLACK
+
+
+def test_the_quick_checklists_short_run_keeps_one_look_and_the_full_run_two() -> None:
+    """A closed loop's throughput needs six waves for an interval: the quick run's 96
+    requests at c=16 have no room for an earlier look; the full run's 160 do."""
+    from pytest_llmserve.checklist.performance import throughput_gates
+    from pytest_llmserve.profile.checks import QUICK_WAVES, Throughput
+
+    (gate,) = throughput_gates(Throughput(1.0, 16, 160))
+    assert sequential.plan(QUICK_WAVES * 16, needs=gate.needs).sizes == (96,)
+    assert sequential.plan(160, needs=gate.needs).sizes == (96, 160)
