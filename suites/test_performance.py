@@ -95,7 +95,7 @@ def test_batching_scales(
         high = llm_perf.run(llm_checks.workload, Schedule(spec.requests_high, spec.high, warmup=4))
     low = llm_perf.run(llm_checks.workload, Schedule(spec.requests_low, spec.low, warmup=1))
     llm_record(benchmark, low)
-    hi, lo = high.metrics.output_throughput, low.metrics.output_throughput
+    hi, lo = high.judged.output_throughput, low.judged.output_throughput
     verdict = check_ratio_at_least(
         f"output tok/s c={spec.high} / c={spec.low}",
         hi.point,

@@ -107,17 +107,27 @@ def _percentile_judge(name: str, stat: str, bound: float) -> Callable[[RunMetric
 
 @dataclass
 class Measured:
-    """One load run, its figures (at its looks' level), and the bounds it serves."""
+    """One load run, its figures, and the bounds it serves.
+
+    ``metrics`` are the figures users see, with 95% intervals whatever the mode, so
+    a sequential run's figures compare with a fixed run's; ``judged`` are the same
+    figures at the level of the run's looks, which its verdicts read.
+    """
 
     label: str
     run: LoadRun
     metrics: RunMetrics
     gates: tuple[Gate, ...] = ()
     plan: sequential.Plan | None = None
+    judged_metrics: RunMetrics | None = None
+
+    @property
+    def judged(self) -> RunMetrics:
+        return self.judged_metrics or self.metrics
 
     def verdicts(self, check: str) -> list[Verdict]:
         """The verdicts of ``check``'s gates on this run, each with the run's doubts."""
-        return [with_doubts(g.judge(self.metrics), self) for g in self.gates if g.check == check]
+        return [with_doubts(g.judge(self.judged), self) for g in self.gates if g.check == check]
 
     @property
     def sampling(self) -> str | None:
@@ -242,9 +252,9 @@ class PerfHarness:
                 )  # fmt: skip
             if self.progress and run.look is not None:
                 self.progress(f"decided at {looks.describe(run.look)}")
-            self._runs[key] = Measured(
-                label, run, run_metrics(run, level=level), tuple(gates), looks
-            )
+            metrics = run_metrics(run)
+            judged = run_metrics(run, level=level) if len(looks.sizes) > 1 else None
+            self._runs[key] = Measured(label, run, metrics, tuple(gates), looks, judged)
         return self._runs[key]
 
     def throughput_run(self, checks: PerfChecks) -> Measured:
