@@ -135,8 +135,9 @@ class LLMServeSession:
         profile = self.settings.profile
         if self.accuracy is None:
             self.accuracy = AccuracyHarness(
-                profile.target, self.pool.get, self.pool.release, progress=self.progress
-            )
+                profile.target, self.pool.get, self.pool.release, progress=self.progress,
+                verdicts=self.settings.verdicts,
+            )  # fmt: skip
         items = item.session.items
 
         def still_needed(name: str) -> bool:

@@ -24,7 +24,8 @@ from pytest_llmserve.checklist.accuracy import (
     ppl_gate,
     score_gate,
 )
-from pytest_llmserve.checklist.accuracy_harness import AccuracyFigures, AccuracyView
+from pytest_llmserve.checklist.accuracy_figures import AccuracyFigures
+from pytest_llmserve.checklist.accuracy_harness import AccuracyView
 from pytest_llmserve.checklist.results import TargetResults
 from pytest_llmserve.measure.perplexity import NotMeasurable
 from pytest_llmserve.profile.accuracy import AccuracyChecks

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from pytest_llmserve.checklist.accuracy_harness import AccuracyFigures
-from pytest_llmserve.checklist.gate import Verdict, check_at_least, check_at_most
+from pytest_llmserve.checklist.accuracy_figures import AccuracyFigures
+from pytest_llmserve.checklist.gate import Verdict, check_at_least, check_at_most, level_text
 from pytest_llmserve.checklist.results import Better, Figure
 from pytest_llmserve.measure import paired
 
@@ -30,15 +30,16 @@ def ppl_gate(base: AccuracyFigures, cand: AccuracyFigures, max_increase: float) 
     why = _not_comparable(base, cand) or _no_ppl(base, cand)
     if why:
         return Verdict("inconclusive", f"{name}: inconclusive: {why}", name, bound, None, None)
-    assert base.ppl is not None
-    assert cand.ppl is not None
-    r = paired.ppl_ratio(base.ppl.nll, cand.ppl.nll)
-    v = check_at_most(name, r.point, r.interval, bound, "x", n=r.n, why_no_interval=r.note)
-    b, c = paired.perplexity(base.ppl.nll), paired.perplexity(cand.ppl.nll)
+    base_nll, cand_nll = _scored_windows(base, cand)
+    level = cand.level("ppl")
+    r = paired.ppl_ratio(base_nll, cand_nll, level=level)
+    v = check_at_most(name, r.point, r.interval, bound, "x", n=r.n, level=level,
+                      why_no_interval=r.note)  # fmt: skip
+    b, c = paired.perplexity(base_nll), paired.perplexity(cand_nll)
     head = (f"perplexity {_num(c)} vs baseline {base.target} {_num(b)}: "
-            f"delta {_pct(r.point)} (95% interval {_span(r.interval)}, paired over "
+            f"delta {_pct(r.point)} ({level_text(level)} interval {_span(r.interval)}, paired over "
             f"{r.n} tokens in {r.units} blocks); budget <= +{max_increase:.1%}")  # fmt: skip
-    return replace(v, reason=f"{head}: {v.outcome}: {_tail(v)}")
+    return replace(v, reason=f"{head}: {v.outcome}: {_tail(v)}{_look(cand, 'ppl')}")
 
 
 def score_gate(base: AccuracyFigures, cand: AccuracyFigures, min_ratio: float) -> Verdict:
@@ -50,15 +51,18 @@ def score_gate(base: AccuracyFigures, cand: AccuracyFigures, min_ratio: float) -
     ids = [i for i in base.tasks.correct if i in cand.tasks.correct]
     b = [base.tasks.correct[i] for i in ids]
     c = [cand.tasks.correct[i] for i in ids]
-    r = paired.score_ratio(b, c)
+    level = cand.level("tasks")
+    r = paired.score_ratio(b, c, level=level)
     m = paired.mcnemar_exact(b, c)
-    v = check_at_least(name, r.point, r.interval, min_ratio, "x", n=r.n, why_no_interval=r.note)
+    v = check_at_least(name, r.point, r.interval, min_ratio, "x", n=r.n, level=level,
+                       why_no_interval=r.note)  # fmt: skip
     head = (f"task score {_frac(c)} vs baseline {base.target} {_frac(b)} over the same "
-            f"{len(ids)} items: ratio {_num(r.point)} (95% interval {_span(r.interval, pct=False)};"
-            f" McNemar exact p={m.p_value:.3g}, {m.b} lost / {m.c} gained); "
-            f"budget >= {min_ratio:.1%} of baseline")  # fmt: skip
+            f"{len(ids)} items: ratio {_num(r.point)} ({level_text(level)} interval "
+            f"{_span(r.interval, pct=False)}; McNemar exact p={m.p_value:.3g}, {m.b} lost / "
+            f"{m.c} gained); budget >= {min_ratio:.1%} of baseline")  # fmt: skip
     notes = "; ".join(n for n in (base.tasks.not_measured, cand.tasks.not_measured) if n)
     reason = f"{head}: {v.outcome}: {_tail(v)}" + (f" ({notes})" if notes else "")
+    reason += _look(cand, "tasks")
     return replace(v, reason=reason)
 
 
@@ -73,7 +77,7 @@ def not_applied(
         return None
     if base.ppl is None or cand.ppl is None or cand.comparable:
         return None
-    diff = paired.max_abs_difference(base.ppl.nll, cand.ppl.nll)
+    diff = paired.max_abs_difference(*_scored_windows(base, cand))
     if diff is None:
         return None
     name = f"{cand.precision} applied vs {base.target}"
@@ -136,6 +140,24 @@ def _no_ppl(base: AccuracyFigures, cand: AccuracyFigures) -> str | None:
         if f.ppl is None:
             return f"not measurable on {f.target}: {f.ppl_note}"
     return None
+
+
+def _scored_windows(
+    base: AccuracyFigures, cand: AccuracyFigures
+) -> tuple[list[tuple[float, ...]], list[tuple[float, ...]]]:
+    """The baseline's and the candidate's NLLs over the windows the candidate scored
+    (all of them, unless its looks stopped early: an unscored window is empty)."""
+    assert base.ppl is not None
+    assert cand.ppl is not None
+    if len(base.ppl.nll) != len(cand.ppl.nll):  # not the same windows: the pairing says so
+        return list(base.ppl.nll), list(cand.ppl.nll)
+    pairs = [(b, c) for b, c in zip(base.ppl.nll, cand.ppl.nll, strict=True) if c]
+    return [b for b, _ in pairs], [c for _, c in pairs]
+
+
+def _look(cand: AccuracyFigures, kind: str) -> str:
+    sampling = cand.sampling(kind)
+    return f" ({sampling})" if sampling else ""
 
 
 def _tail(v: Verdict) -> str:

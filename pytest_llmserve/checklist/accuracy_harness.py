@@ -16,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pytest_llmserve.checklist import footprint
+from pytest_llmserve.checklist import accuracy_looks, footprint
+from pytest_llmserve.checklist.accuracy_figures import AccuracyFigures
 from pytest_llmserve.checklist.results import Figure
 from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.load.workload import server_token_ids
-from pytest_llmserve.measure import perplexity, task_items, tasks
+from pytest_llmserve.measure import perplexity, sequential, task_items, tasks
 from pytest_llmserve.profile.accuracy import AccuracyChecks
 from pytest_llmserve.profile.model import Target
 
@@ -39,19 +40,6 @@ class Workload:
     probe: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class AccuracyFigures:
-    """One target measured on one workload: per-token NLLs and per-item correctness."""
-
-    target: str
-    precision: str  # the declared precision label, e.g. int4-gptq
-    workload: str  # the baseline whose token ids were used
-    ppl: perplexity.PerplexityRun | None
-    ppl_note: str | None  # why there is no perplexity (not measurable)
-    tasks: tasks.TaskRun
-    comparable: str | None = None  # why it cannot be compared with its baseline
-
-
 @dataclass
 class AccuracyHarness:
     """Session-wide: workloads per baseline, figures per (target, baseline), memory per target."""
@@ -61,6 +49,7 @@ class AccuracyHarness:
     release_server: Callable[[Target], None]
     still_needed: Callable[[str], bool] = lambda name: False
     progress: Callable[[str], None] | None = None
+    verdicts: str = "sequential"  # a candidate's looks (``measure.sequential.MODES``)
     workloads: dict[str, Workload] = field(default_factory=dict)
     figures: dict[tuple[str, str], AccuracyFigures] = field(default_factory=dict)
     memory: dict[str, list[Figure]] = field(default_factory=dict)
@@ -125,8 +114,38 @@ class AccuracyHarness:
         endpoint = Endpoint.of(server)
         comparable = self._comparable(server, workload)
         say = self.progress or (lambda line: None)
-        say(f"accuracy: {target.name}: scoring {sum(len(w) for w in workload.windows)} tokens "
-            f"and {len(workload.items)} task items (token ids of {workload.baseline})")  # fmt: skip
+        looks = target.name != workload.baseline and self.verdicts == "sequential"
+        up_to = "up to " if looks else ""
+        tokens = sum(len(w) for w in workload.windows)
+        say(f"accuracy: {target.name}: scoring {up_to}{tokens} tokens and "
+            f"{len(workload.items)} task items (token ids of {workload.baseline})")  # fmt: skip
+
+        def figures_of(
+            ppl: perplexity.PerplexityRun | None, note: str | None, run: tasks.TaskRun,
+            ppl_plan: sequential.Plan | None = None, task_plan: sequential.Plan | None = None,
+        ) -> AccuracyFigures:  # fmt: skip
+            return AccuracyFigures(target.name, target.precision_label, workload.baseline, ppl,
+                                   note, run, comparable, ppl_plan, task_plan)  # fmt: skip
+
+        if target.name == workload.baseline:  # scored whole: every candidate pairs with it
+            figures = figures_of(*self._score_whole(endpoint, workload, spec))
+        else:
+            figures = accuracy_looks.measure(
+                endpoint, workload.windows, workload.items, spec, self.baseline(spec),
+                self.verdicts, figures_of,
+            )  # fmt: skip
+        ppl, run = figures.ppl, figures.tasks
+        say(f"accuracy: {target.name}: perplexity "
+            f"{'n/a' if ppl is None else f'{ppl.tokens} tokens in {ppl.seconds:.0f} s'}, "
+            f"tasks {len(run.correct)} items in {run.seconds:.0f} s")  # fmt: skip
+        self.figures[key] = figures
+        self.memory.setdefault(target.name, self._memory(server))
+        return figures
+
+    @staticmethod
+    def _score_whole(
+        endpoint: Endpoint, workload: Workload, spec: AccuracyChecks
+    ) -> tuple[perplexity.PerplexityRun | None, str | None, tasks.TaskRun]:
         ppl: perplexity.PerplexityRun | None = None
         note = None
         try:
@@ -135,16 +154,7 @@ class AccuracyHarness:
             )
         except perplexity.NotMeasurable as exc:
             note = str(exc)
-        run = tasks.run(endpoint, workload.items, concurrency=spec.concurrency)
-        figures = AccuracyFigures(
-            target.name, target.precision_label, workload.baseline, ppl, note, run, comparable
-        )
-        say(f"accuracy: {target.name}: perplexity "
-            f"{'n/a' if ppl is None else f'{ppl.tokens} tokens in {ppl.seconds:.0f} s'}, "
-            f"tasks {len(run.correct)} items in {run.seconds:.0f} s")  # fmt: skip
-        self.figures[key] = figures
-        self.memory.setdefault(target.name, self._memory(server))
-        return figures
+        return ppl, note, tasks.run(endpoint, workload.items, concurrency=spec.concurrency)
 
     @staticmethod
     def _comparable(server: Server, workload: Workload) -> str | None:

@@ -108,9 +108,9 @@ def check_ratio_at_least(
     interval = (num_lo / den_hi, hi)
     joint = 1 - (1 - level) - (1 - den_level)
     origin = (
-        f" (from two {_pct(level)} intervals)"
+        f" (from two {level_text(level)} intervals)"
         if level == den_level
-        else f" (from a {_pct(level)} and a {_pct(den_level)} interval)"
+        else f" (from a {level_text(level)} and a {level_text(den_level)} interval)"
     )
     return _check(name, point, interval, k, "x", ">=", None, joint, None, origin=origin)
 
@@ -136,7 +136,7 @@ def _check(
             name, bound, op, unit, point, None, n, why_no_interval or "no confidence interval"
         )
     lo, hi = interval
-    shown = f"{_pct(level)} interval [{_fmt(lo)}, {_fmt(hi)}]{origin}"
+    shown = f"{level_text(level)} interval [{_fmt(lo)}, {_fmt(hi)}]{origin}"
     good_lo, good_hi = (lo >= bound, hi < bound) if op == ">=" else (hi <= bound, lo > bound)
     outcome: Outcome = "pass" if good_lo else "fail" if good_hi else "inconclusive"
     if outcome == "pass":
@@ -168,8 +168,9 @@ def _head(name: str, point: float | None, unit: str, n: int | None) -> str:
     return f"{name} = {value}" + ("" if n is None else f" (n={n})")
 
 
-def _pct(level: float) -> str:
-    """95% as "95%", a look's 97.5% as "97.5%" (never rounded up to a level not given)."""
+def level_text(level: float) -> str:
+    """An interval's level as a user reads it: 95% as "95%", a look's 97.5% as "97.5%"
+    (never rounded up to a level it does not have)."""
     return f"{math.floor(level * 1000 + 1e-6) / 10:g}%"
 
 

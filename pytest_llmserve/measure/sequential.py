@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 MODES = ("sequential", "fixed")
+LEVEL = 0.95
 # Where the looks fall, as fractions of a run's request count. Two looks: a third
 # look would narrow every interval further for a small chance of stopping sooner.
 FRACTIONS = (0.6, 1.0)
@@ -33,7 +34,7 @@ class Plan:
     """The request counts a run is looked at (the last is its whole count) and their level."""
 
     sizes: tuple[int, ...]
-    level: float = 0.95
+    level: float = LEVEL
 
     @property
     def each_level(self) -> float:
@@ -45,21 +46,21 @@ class Plan:
         """The looks before the last: where a decided run may stop."""
         return self.sizes[:-1]
 
-    def describe(self, n: int) -> str:
-        """Which look decided, on how many requests, at what level (for a verdict)."""
+    def describe(self, n: int, unit: str = "requests") -> str:
+        """Which look decided, on how many ``unit``, at what level (for a verdict)."""
         if len(self.sizes) == 1:
-            return f"{n} requests, one look"
+            return f"{n} {unit}, one look"
         k = self.sizes.index(n) + 1 if n in self.sizes else len(self.sizes)
         return (
-            f"look {k} of {len(self.sizes)}: {n} of {self.sizes[-1]} requests, each look "
-            f"at {self.each_level:.1%} (the {self.level:.0%} split over {len(self.sizes)} looks)"
+            f"look {k} of {len(self.sizes)}: {n} of {self.sizes[-1]} {unit}, each look "
+            f"at {self.each_level:.1%}: the {self.level:.0%} split over {len(self.sizes)} looks"
         )
 
 
 def plan(
     requests: int,
     mode: str = "sequential",
-    level: float = 0.95,
+    level: float = LEVEL,
     fractions: tuple[float, ...] = FRACTIONS,
     needs: Callable[[float], int] | None = None,
 ) -> Plan:

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from pytest_llmserve.checklist.accuracy import not_applied, ppl_gate, score_gate
-from pytest_llmserve.checklist.accuracy_harness import AccuracyFigures, AccuracyHarness
+from pytest_llmserve.checklist.accuracy_figures import AccuracyFigures
+from pytest_llmserve.checklist.accuracy_harness import AccuracyHarness
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.launch.process import ProcessServer
 from pytest_llmserve.launch.server import Server

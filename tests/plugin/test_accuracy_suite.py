@@ -116,3 +116,37 @@ def test_a_candidate_run_first_measures_its_baseline_once(
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["*accuracy: base: scoring 2048 tokens*"])
     assert sum("accuracy: base: scoring" in line for line in result.outlines) == 1
+
+
+@pytest.mark.parametrize("mode", ["sequential", "fixed"])
+def test_a_candidate_far_from_its_budget_is_decided_on_a_share_of_the_tokens_and_items(
+    pytester: pytest.Pytester, stubs: dict[str, str], tmp_path: Path, mode: str
+) -> None:
+    """Sequential: the copy of the baseline passes a +5% budget on a seeded 60% of the
+    windows and items, and the verdict says so; fixed: every window and item is scored."""
+    loose = ", max_ppl_increase = 0.05, min_score_ratio = 0.5"
+    profile = pytester.path / "p.toml"
+    profile.write_text(
+        _target("base", stubs["base"], "bf16") + _target("again", stubs["again"], "bf16", loose)
+    )
+    result = pytester.runpytest(
+        str(SUITE), "-p", "no:randomly", "-rA", f"--llmserve-profile={profile}",
+        f"--llmserve-log-dir={tmp_path / 'logs'}", f"--llmserve-verdicts={mode}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=4, skipped=4)
+    scored = [line for line in result.outlines if "accuracy: again: perplexity" in line]
+    assert len(scored) == 1
+    if mode == "fixed":
+        assert "perplexity 2040 tokens" in scored[0], scored
+        assert "tasks 80 items" in scored[0], scored
+        assert "look 1 of 2" not in result.stdout.str()
+        return
+    assert "tasks 48 items" in scored[0], scored  # 60% of 80
+    result.stdout.fnmatch_lines(
+        [
+            "*PASS*test_perplexity_within_budget[[]again[]]*97.5% interval*"
+            "(look 1 of 2: 5 of 8 windows, each look at 97.5%*",
+            "*PASS*test_task_score_within_budget[[]again[]]*97.5% interval*"
+            "(look 1 of 2: 48 of 80 items, each look at 97.5%*",
+        ]
+    )

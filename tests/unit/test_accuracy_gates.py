@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pytest_llmserve.checklist.accuracy import not_applied, own_figures, ppl_gate, score_gate
-from pytest_llmserve.checklist.accuracy_harness import AccuracyFigures
+from pytest_llmserve.checklist.accuracy_figures import AccuracyFigures
 from pytest_llmserve.measure.perplexity import PerplexityRun
 from pytest_llmserve.measure.tasks import TaskRun
 
