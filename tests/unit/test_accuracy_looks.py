@@ -47,7 +47,8 @@ def test_a_candidate_scored_on_some_windows_is_paired_on_those_only() -> None:
     rng = np.random.default_rng(0)
     base_nll = [tuple(rng.gamma(2.0, 1.0, 512).tolist()) for _ in range(8)]
     # The candidate lost 10% on the windows it scored; the others are empty (unscored).
-    cand_nll = [tuple(x + 0.1 for x in w) if i in (0, 2, 3, 5, 7) else () for i, w in enumerate(base_nll)]
+    scored = (0, 2, 3, 5, 7)
+    cand_nll = [tuple(x + 0.1 for x in w) if i in scored else () for i, w in enumerate(base_nll)]
     plan = sequential.plan(8)
     base = _figs(base_nll, "bf16")
     cand = _figs(cand_nll, ppl_plan=plan)
