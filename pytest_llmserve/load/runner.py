@@ -36,7 +36,6 @@ GONE_POLL_S = 0.5
 # Once the server is gone, requests still in flight get this long to end on their own
 # (a dead socket errors at once) before they are cancelled and marked failed.
 GONE_GRACE_S = 2.0
-LOOK_POLL_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,23 @@ Progress = Callable[[str], None]
 Exited = Callable[[], str | None]
 # Asked at a look with the run as of then (``LoadRun.look`` set): True ends the run.
 Decided = Callable[[LoadRun], bool]
+
+
+class _Ended:
+    """Which requests have ended; a look waits here for the ones it reads, woken by each end."""
+
+    def __init__(self, total: int) -> None:
+        self.flags = [False] * total
+        self.changed = asyncio.Event()
+
+    def mark(self, index: int) -> None:
+        self.flags[index] = True
+        self.changed.set()
+
+    async def all_of(self, start: int, stop: int) -> None:
+        while not all(self.flags[start:stop]):
+            self.changed.clear()
+            await self.changed.wait()
 
 
 class _Lag:
@@ -137,7 +153,7 @@ async def run_load(
     lag = _Lag()
     watcher = asyncio.create_task(lag.watch())
     measured = records[schedule.warmup :]
-    ended = [False] * total
+    ended = _Ended(total)
     notes: list[str] = []
     began = time.perf_counter()
     halted: list[int] = []  # the look that decided the run, once one has
@@ -160,8 +176,7 @@ async def run_load(
         for n in sorted(set(looks)):
             if decided is None or not 0 < n < len(measured):
                 return
-            while not all(ended[schedule.warmup : schedule.warmup + n]):
-                await asyncio.sleep(LOOK_POLL_S)
+            await ended.all_of(schedule.warmup, schedule.warmup + n)
             if decided(snapshot(n)):
                 halted.append(n)
                 return
@@ -209,7 +224,7 @@ async def _phase(
     max_duration_s: float | None,
     began: float | None,
     notes: list[str],
-    ended: list[bool],
+    ended: _Ended,
     halt: Callable[[], bool] | None = None,
 ) -> str:
     deadline = (began or time.perf_counter()) + max_duration_s if max_duration_s else None
@@ -227,7 +242,7 @@ async def _phase(
         try:
             return await client.send(prompt_of(r), r)
         finally:
-            ended[r.index] = True
+            ended.mark(r.index)
 
     if schedule.concurrency is not None:
         queue = list(reversed(records))
