@@ -5,7 +5,9 @@ throughput floor's, and the latency SLO's that goodput reads) are made twice on
 the one server the session started: once with every request of the profile's
 counts (``fixed``), once looked at after 60% of them and stopped where every
 bound is decided (``sequential``, the default). The order alternates from target
-to target, so neither mode always gets the warmer server. It prints, per target,
+to target, so neither mode always gets the warmer server, and each mode sends
+prompts of its own (another workload seed), so neither finds the other's prompts
+in the server's prompt cache. It prints, per target,
 each check's verdict both ways with the requests it took, and the wall time of
 both modes side by side with their ratio.
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -53,7 +55,10 @@ class ModeResult:
         return f"{len(run.run.measured)}/{planned}"
 
 
-def _measure(server: Server, checks: PerfChecks, mode: str) -> ModeResult:
+def _measure(server: Server, checks: PerfChecks, mode: str, seed: int) -> ModeResult:
+    # Prompts of their own: a server that caches prompts (llama.cpp's slots, vLLM's
+    # prefix cache) would serve the second mode's repeats without their prefill.
+    checks = replace(checks, workload=replace(checks.workload, seed=seed))
     perf = PerfHarness(server, None, mode)
     started = time.perf_counter()
     runs = []
@@ -72,7 +77,10 @@ def test_fixed_and_sequential_on_one_server(
     modes = ["fixed", "sequential"]
     if next(_order) % 2:
         modes.reverse()
-    results = {mode: _measure(llm_server, llm_checks, mode) for mode in modes}
+    results = {
+        mode: _measure(llm_server, llm_checks, mode, llm_checks.workload.seed + 1 + i)
+        for i, mode in enumerate(modes)
+    }
     fixed, seq = results["fixed"], results["sequential"]
     lines = [
         f"{llm_server.target.name}: modes run in the order {', '.join(modes)}",
