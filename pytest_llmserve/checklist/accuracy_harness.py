@@ -22,7 +22,7 @@ from pytest_llmserve.checklist.results import Figure
 from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.load.workload import server_token_ids
-from pytest_llmserve.measure import perplexity, sequential, task_items, tasks
+from pytest_llmserve.measure import perplexity, task_items, tasks
 from pytest_llmserve.profile.accuracy import AccuracyChecks
 from pytest_llmserve.profile.model import Target
 
@@ -120,20 +120,14 @@ class AccuracyHarness:
         say(f"accuracy: {target.name}: scoring {up_to}{tokens} tokens and "
             f"{len(workload.items)} task items (token ids of {workload.baseline})")  # fmt: skip
 
-        def figures_of(
-            ppl: perplexity.PerplexityRun | None, note: str | None, run: tasks.TaskRun,
-            ppl_plan: sequential.Plan | None = None, task_plan: sequential.Plan | None = None,
-        ) -> AccuracyFigures:  # fmt: skip
-            return AccuracyFigures(target.name, target.precision_label, workload.baseline, ppl,
-                                   note, run, comparable, ppl_plan, task_plan)  # fmt: skip
-
-        if target.name == workload.baseline:  # scored whole: every candidate pairs with it
-            figures = figures_of(*self._score_whole(endpoint, workload, spec))
-        else:
-            figures = accuracy_looks.measure(
-                endpoint, workload.windows, workload.items, spec, self.baseline(spec),
-                self.verdicts, figures_of,
-            )  # fmt: skip
+        base = None if target.name == workload.baseline else self.baseline(spec)
+        blank = AccuracyFigures(target.name, target.precision_label, workload.baseline, None,
+                                None, tasks.TaskRun({}, 0.0), comparable)  # fmt: skip
+        # The baseline is scored whole: every candidate pairs with it.
+        figures = accuracy_looks.measure(
+            endpoint, workload.windows, workload.items, spec, base,
+            self.verdicts if base else "fixed", blank,
+        )  # fmt: skip
         ppl, run = figures.ppl, figures.tasks
         say(f"accuracy: {target.name}: perplexity "
             f"{'n/a' if ppl is None else f'{ppl.tokens} tokens in {ppl.seconds:.0f} s'}, "
@@ -141,20 +135,6 @@ class AccuracyHarness:
         self.figures[key] = figures
         self.memory.setdefault(target.name, self._memory(server))
         return figures
-
-    @staticmethod
-    def _score_whole(
-        endpoint: Endpoint, workload: Workload, spec: AccuracyChecks
-    ) -> tuple[perplexity.PerplexityRun | None, str | None, tasks.TaskRun]:
-        ppl: perplexity.PerplexityRun | None = None
-        note = None
-        try:
-            ppl = perplexity.measure(
-                endpoint, [list(w) for w in workload.windows], concurrency=spec.ppl_concurrency
-            )
-        except perplexity.NotMeasurable as exc:
-            note = str(exc)
-        return ppl, note, tasks.run(endpoint, workload.items, concurrency=spec.concurrency)
 
     @staticmethod
     def _comparable(server: Server, workload: Workload) -> str | None:

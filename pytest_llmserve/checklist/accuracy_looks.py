@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from dataclasses import replace
 
 from pytest_llmserve.checklist.accuracy import ppl_gate, score_gate
 from pytest_llmserve.checklist.accuracy_figures import AccuracyFigures
@@ -27,8 +27,6 @@ from pytest_llmserve.profile.accuracy import AccuracyChecks
 MIN_ITEMS = 30
 MIN_BLOCKS = 10
 BLOCK_TOKENS = 128
-
-Figures = Callable[..., AccuracyFigures]
 
 
 def look_order(n: int, seed: int) -> list[int]:
@@ -43,25 +41,24 @@ def measure(
     windows: tuple[tuple[int, ...], ...],
     items: tuple[tasks.Encoded, ...],
     spec: AccuracyChecks,
-    base: AccuracyFigures,
+    base: AccuracyFigures | None,
     mode: str,
-    figures: Figures,
+    blank: AccuracyFigures,
 ) -> AccuracyFigures:
-    """The candidate's figures, scored in looks where its budgets allow.
+    """``blank`` (the target's figures with nothing scored yet) filled in, in looks
+    where its budgets allow.
 
-    ``figures(ppl, ppl_note, tasks, ppl_plan, task_plan)`` makes the candidate's
-    ``AccuracyFigures``; a budget the spec leaves out is scored whole (a report).
+    Without ``base`` (the target is the baseline) or a budget, it is scored whole.
     """
     per_window = max(1, -(-max((len(w) for w in windows), default=1) // BLOCK_TOKENS))
     ppl_plan = sequential.plan(
-        len(windows), mode if spec.max_ppl_increase is not None else "fixed",
+        len(windows), mode if base and spec.max_ppl_increase is not None else "fixed",
         needs=lambda level: -(-MIN_BLOCKS // per_window),
     )  # fmt: skip
     task_plan = sequential.plan(
-        len(items), mode if spec.min_score_ratio is not None else "fixed",
+        len(items), mode if base and spec.min_score_ratio is not None else "fixed",
         needs=lambda level: MIN_ITEMS,
     )  # fmt: skip
-    empty = tasks.TaskRun({}, 0.0)
 
     ppl: perplexity.PerplexityRun | None = None
     note = None
@@ -73,9 +70,10 @@ def measure(
             note = str(exc)
             break
         ppl, done = _merge_ppl(ppl, part), n
-        if n < len(windows):
-            assert spec.max_ppl_increase is not None  # a fixed plan has one look
-            cand = figures(ppl, None, empty, ppl_plan, None)
+        if n < len(windows):  # only a sequential plan, with a base and a budget, looks early
+            assert base is not None
+            assert spec.max_ppl_increase is not None
+            cand = replace(blank, ppl=ppl, ppl_plan=ppl_plan)
             if ppl_gate(base, cand, spec.max_ppl_increase).outcome != "inconclusive":
                 break
 
@@ -86,12 +84,14 @@ def measure(
         part_run = tasks.run(endpoint, part_items, concurrency=spec.concurrency)
         run, done = _merge_tasks(run, part_run), n
         if n < len(items):
+            assert base is not None
             assert spec.min_score_ratio is not None
-            cand = figures(None, None, run, None, task_plan)
+            cand = replace(blank, tasks=run, task_plan=task_plan)
             if score_gate(base, cand, spec.min_score_ratio).outcome != "inconclusive":
                 break
     assert run is not None  # every plan has at least one look
-    return figures(ppl, note, run, ppl_plan, task_plan)
+    return replace(blank, ppl=ppl, ppl_note=note, tasks=run, ppl_plan=ppl_plan,
+                   task_plan=task_plan)  # fmt: skip
 
 
 def _score_windows(

@@ -253,7 +253,8 @@ class PerfHarness:
             if self.progress and run.look is not None:
                 self.progress(f"decided at {looks.describe(run.look)}")
             metrics = run_metrics(run)
-            judged = run_metrics(run, level=level) if len(looks.sizes) > 1 else None
+            # Gates read percentiles and rates only: no bootstrap of the means again.
+            judged = run_metrics(run, level=level, resamples=0) if len(looks.sizes) > 1 else None
             self._runs[key] = Measured(label, run, metrics, tuple(gates), looks, judged)
         return self._runs[key]
 
