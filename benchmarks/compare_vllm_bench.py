@@ -1,12 +1,25 @@
-"""Our load generator vs vLLM's own serving benchmark vs the server's /metrics, on one server.
+"""Our load generator and vLLM's serving benchmark on one real vLLM server at the same time, in pairs.
 
-Three independent measurements of the same workload on the same real vLLM CPU
-server (the embedded bf16 model): random token-id prompts of 128 tokens, 64
-output tokens (ignore_eos), concurrency 16, temperature 0. For each run the
-server's Prometheus histograms are scraped before and after, so the server's own
-view of that run sits beside each client's. Run:
+Run one after the other, the two tools load a 2-core machine differently (vLLM's
+client is heavier), so the server itself runs at different speeds and the tools
+disagree by more than any bias could explain. Here each pair runs both at once
+against one vLLM CPU server (the embedded fp32 model), with the same shape: random
+prompts of 128 tokens, 32 output tokens with ``ignore_eos``, the same concurrency
+each. vLLM's benchmark is started in its own process and held, ready, at the start
+of its measured run; then both are let go, one ``--gap`` seconds after the other,
+and which one goes first alternates from pair to pair, so neither always gets the
+quieter start or tail. The server's own ``/metrics`` histograms, differenced around
+each pair, are a third witness (of both tools' requests together).
 
-    python benchmarks/compare_vllm_bench.py [--prompts 64] [--concurrency 16]
+It prints each pair's figures and, over the pairs, the median of the paired
+difference (ours - vLLM's, relative to vLLM's) with its exact 95% interval
+(``measure.stats``), for output tok/s, TTFT p50, TPOT p50 and the ITL mean.
+``--no-min-tokens`` sends our requests with ``ignore_eos`` alone, as vLLM's
+benchmark does (ours add ``min_tokens``), to see whether that costs server time.
+
+From the repository root, in the environment ``tox -e tests`` makes:
+
+    .tox/embedded/bin/python -m benchmarks.compare_vllm_bench [--pairs 8] [--concurrency 4]
 """
 
 from __future__ import annotations
@@ -16,193 +29,203 @@ import json
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from pytest_llmserve.client import dialects
+from pytest_llmserve.client.dialects import Prompt
 from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.frameworks.vllm import METRICS, VLLM
 from pytest_llmserve.launch.process import ProcessServer
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.load import workload as wl
+from pytest_llmserve.load.records import LoadRun
 from pytest_llmserve.load.runner import Schedule, run_sync
 from pytest_llmserve.measure import prometheus as prom
 from pytest_llmserve.measure.latency import run_metrics
+from pytest_llmserve.measure.stats import summarize
 from pytest_llmserve.models import catalog
 from pytest_llmserve.models.embedded import ensure_variant
 from pytest_llmserve.profile.model import Target
 
-METRICS_PATH = METRICS.path
+INPUT_TOKENS, OUTPUT_TOKENS = 128, 32
+FIGURES = ("output tok/s", "ttft p50", "tpot p50", "itl mean", "ttft mean", "tpot mean")
 
+# vLLM's benchmark, held at the start of its measured run until a line arrives on
+# stdin: its imports, tokenizer and dataset take seconds we cannot time from here.
 VLLM_BENCH = """
-import argparse, sys
+import argparse, asyncio, sys
 from vllm.benchmarks import serve
+run = serve.benchmark
+async def held(*args, **kwargs):
+    print("HELD", file=sys.stderr, flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return await run(*args, **kwargs)
+serve.benchmark = held
 parser = argparse.ArgumentParser()
 serve.add_cli_args(parser)
 serve.main(parser.parse_args(sys.argv[1:]))
 """
 
 
-def server_view(before: prom.Scrape, after: prom.Scrape) -> dict[str, float | None]:
-    """The server's own histograms over one run: means exact, medians to bucket resolution."""
-    out: dict[str, float | None] = {}
-    for key, names in {
-        "ttft": ["vllm:time_to_first_token_seconds"],
-        "itl": ["vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"],
-        "tpot": ["vllm:request_time_per_output_token_seconds"],
-        "e2e": ["vllm:e2e_request_latency_seconds"],
-    }.items():
-        name = prom.first_present(after, [n + "_count" for n in names])
-        if name is None:
-            out[f"{key}_mean"] = out[f"{key}_p50"] = None
-            continue
-        h = prom.histogram_delta(before, after, name.removesuffix("_count"))
-        out[f"{key}_mean"], out[f"{key}_p50"] = h.mean, h.quantile(0.5)
-    gen = after.value("vllm:generation_tokens_total") - before.value("vllm:generation_tokens_total")
-    out["output_tokens"] = gen
+class IgnoreEosOnly(dialects.OpenAICompletions):
+    """Our completions requests without ``min_tokens``, as vLLM's benchmark sends them."""
+
+    name = "openai-completions-ignore-eos-only"
+
+    def request(self, model: str, p: Prompt) -> tuple[str, dict[str, Any]]:
+        path, body = super().request(model, p)
+        body.pop("min_tokens", None)
+        return path, body
+
+
+dialects.DIALECTS[IgnoreEosOnly.name] = IgnoreEosOnly()
+
+
+class VllmBench:
+    """One ``vllm bench serve`` run, started and held until ``go()``."""
+
+    def __init__(self, server: Server, tokenizer: Path, n: int, concurrency: int, seed: int):
+        self.out = tempfile.TemporaryDirectory()
+        argv = ["--backend", "vllm", "--base-url", server.base_url, "--model", server.served_name,
+                "--tokenizer", str(tokenizer), "--dataset-name", "random",
+                "--random-input-len", str(INPUT_TOKENS), "--random-output-len", str(OUTPUT_TOKENS),
+                "--random-range-ratio", "0", "--num-prompts", str(n), "--max-concurrency",
+                str(concurrency), "--ignore-eos", "--temperature", "0", "--num-warmups", "0",
+                "--ready-check-timeout-sec", "0", "--seed", str(seed), "--save-result",
+                "--result-dir", self.out.name, "--result-filename", "r.json",
+                "--percentile-metrics", "ttft,tpot,itl,e2el"]  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", VLLM_BENCH, *argv], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            if line.startswith("HELD"):
+                break
+        else:
+            raise RuntimeError(f"vllm bench serve exited ({self.proc.wait()}) before its run")
+        threading.Thread(target=self.proc.stderr.read, daemon=True).start()  # drain
+
+    def go(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+
+    def figures(self) -> dict[str, float]:
+        if self.proc.wait() != 0:
+            raise RuntimeError(f"vllm bench serve failed ({self.proc.returncode})")
+        r = json.loads((Path(self.out.name) / "r.json").read_text())
+        self.out.cleanup()
+        ms = 1e3
+        return {
+            "output tok/s": r["output_throughput"], "ttft p50": r["median_ttft_ms"] / ms,
+            "tpot p50": r["median_tpot_ms"] / ms, "itl mean": r["mean_itl_ms"] / ms,
+            "ttft mean": r["mean_ttft_ms"] / ms, "tpot mean": r["mean_tpot_ms"] / ms,
+        }  # fmt: skip
+
+
+def our_figures(run: LoadRun) -> dict[str, float]:
+    m = run_metrics(run, resamples=0)
+    return {
+        "output tok/s": m.output_throughput.point or 0.0, "ttft p50": m.ttft.p50 or 0.0,
+        "tpot p50": m.tpot.p50 or 0.0, "itl mean": m.itl.mean or 0.0,
+        "ttft mean": m.ttft.mean or 0.0, "tpot mean": m.tpot.mean or 0.0,
+    }  # fmt: skip
+
+
+def server_view(before: prom.Scrape, after: prom.Scrape) -> dict[str, float]:
+    """The server's histograms over one pair (both tools' requests): exact means."""
+    out = {}
+    for key, name in (("ttft mean", "vllm:time_to_first_token_seconds"),
+                      ("itl mean", "vllm:inter_token_latency_seconds"),
+                      ("tpot mean", "vllm:request_time_per_output_token_seconds")):  # fmt: skip
+        if prom.first_present(after, [name + "_count"]) is not None:
+            out[key] = prom.histogram_delta(before, after, name).mean or 0.0
     return out
 
 
-def warm_up(server: Server, concurrency: int) -> None:
-    """Untimed requests first, so no run (nor the scrapes around it) includes warm-up."""
+def one_pair(server: Server, tokenizer: Path, args: argparse.Namespace, i: int) -> dict[str, Any]:
     endpoint = Endpoint.of(server)
     ids = wl.server_token_ids(endpoint, wl.corpus_text())
-    prompts = wl.synthetic(ids, concurrency, wl.Lengths(128), wl.Lengths(64), seed=2)
-    run_sync(endpoint, prompts, Schedule(requests=concurrency, concurrency=concurrency))
+    # Prompts of their own for every run of every pair: no prefix-cache hits.
+    prompts = wl.synthetic(ids, args.prompts, wl.Lengths(INPUT_TOKENS), wl.Lengths(OUTPUT_TOKENS),
+                           seed=100 + i)  # fmt: skip
+    theirs = VllmBench(server, tokenizer, args.prompts, args.concurrency, seed=200 + i)
+    before = prom.scrape(server.base_url, METRICS.path)
+    ours_first = i % 2 == 0
+    result: dict[str, LoadRun] = {}
 
+    def ours() -> None:
+        dialect = IgnoreEosOnly.name if args.no_min_tokens else None
+        result["run"] = run_sync(endpoint, prompts, Schedule(args.prompts, args.concurrency),
+                                 dialect=dialect)  # fmt: skip
 
-def ours(server: Server, n: int, concurrency: int) -> dict[str, Any]:
-    endpoint = Endpoint.of(server)
-    ids = wl.server_token_ids(endpoint, wl.corpus_text())
-    prompts = wl.synthetic(ids, n, wl.Lengths(128), wl.Lengths(64), seed=1)
-    run = run_sync(endpoint, prompts, Schedule(requests=n, concurrency=concurrency))
-    m = run_metrics(run)
-    return {
-        "output_tok_s": m.output_throughput.point,
-        "ttft_mean": m.ttft.mean,
-        "ttft_p50": m.ttft.p50,
-        "tpot_mean": m.tpot.mean,
-        "tpot_p50": m.tpot.p50,
-        "itl_mean": m.itl.mean,
-        "itl_p50": m.itl.p50,
-        "e2e_mean": m.e2e.mean,
-        "e2e_p50": m.e2e.p50,
-        "output_tokens": m.output_tokens,
-        "client_tokens": m.client_output_tokens,
-        "max_loop_lag_s": m.max_loop_lag_s,
-        "notes": m.notes,
-    }
-
-
-def theirs(server: Server, model_dir: Path, n: int, concurrency: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as out:
-        args = [
-            "--backend",
-            "vllm",
-            "--base-url",
-            server.base_url,
-            "--model",
-            server.served_name,
-            "--tokenizer",
-            str(model_dir),
-            "--dataset-name",
-            "random",
-            "--random-input-len",
-            "128",
-            "--random-output-len",
-            "64",
-            "--num-prompts",
-            str(n),
-            "--max-concurrency",
-            str(concurrency),
-            "--ignore-eos",
-            "--temperature",
-            "0",
-            "--num-warmups",
-            "0",
-            "--save-result",
-            "--result-dir",
-            out,
-            "--result-filename",
-            "r.json",
-            "--percentile-metrics",
-            "ttft,tpot,itl,e2el",
-        ]
-        subprocess.run([sys.executable, "-c", VLLM_BENCH, *args], check=True)
-        r = json.loads((Path(out) / "r.json").read_text())
-    ms = 1000.0
-    return {
-        "output_tok_s": r["output_throughput"],
-        "ttft_mean": r["mean_ttft_ms"] / ms,
-        "ttft_p50": r["median_ttft_ms"] / ms,
-        "tpot_mean": r["mean_tpot_ms"] / ms,
-        "tpot_p50": r["median_tpot_ms"] / ms,
-        "itl_mean": r["mean_itl_ms"] / ms,
-        "itl_p50": r["median_itl_ms"] / ms,
-        "e2e_mean": r.get("mean_e2el_ms", 0) / ms,
-        "e2e_p50": r.get("median_e2el_ms", 0) / ms,
-        "output_tokens": r.get("total_output_tokens"),
-    }
-
-
-def table(rows: dict[str, dict[str, Any]]) -> str:
-    keys = [
-        "output_tok_s",
-        "ttft_p50",
-        "ttft_mean",
-        "tpot_p50",
-        "tpot_mean",
-        "itl_p50",
-        "itl_mean",
-        "e2e_p50",
-        "e2e_mean",
-        "output_tokens",
-    ]
-    head = f"{'figure':14}" + "".join(f"{name:>22}" for name in rows)
-    lines = [head, "-" * len(head)]
-    for k in keys:
-        cells = []
-        for row in rows.values():
-            v = row.get(k)
-            cells.append(f"{v:>22.4f}" if isinstance(v, float) else f"{v!s:>22}")
-        lines.append(f"{k:14}" + "".join(cells))
-    return "\n".join(lines)
+    thread = threading.Thread(target=ours)
+    if ours_first:
+        thread.start()
+        time.sleep(args.gap)
+        theirs.go()
+    else:
+        theirs.go()
+        time.sleep(args.gap)
+        thread.start()
+    thread.join()
+    vllm = theirs.figures()
+    after = prom.scrape(server.base_url, METRICS.path)
+    return {"first": "ours" if ours_first else "vllm", "ours": our_figures(result["run"]),
+            "vllm": vllm, "server": server_view(before, after)}  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--prompts", type=int, default=32, help="per tool per pair")
+    parser.add_argument("--concurrency", type=int, default=4, help="per tool")
+    parser.add_argument("--gap", type=float, default=0.5, help="seconds between the starts")
+    parser.add_argument("--no-min-tokens", action="store_true")
     parser.add_argument("--log", default=".llmserve/logs/compare-vllm-bench.log")
     args = parser.parse_args()
-    model_dir = ensure_variant(catalog.variant("bf16"), progress=print)
-    target = Target(
-        name="compare-bf16",
-        framework="vllm",
-        model=str(model_dir),
-        precision="bf16",
-        max_model_len=2048,
-        args=("--enforce-eager",),
-        env=(("VLLM_CPU_KVCACHE_SPACE", "1"),),
-    )
+    model_dir = ensure_variant(catalog.variant("fp32"), progress=print)
+    target = Target(name="compare-fp32", framework="vllm", model=str(model_dir), precision="fp32",
+                    max_model_len=2048, args=("--enforce-eager",),
+                    env=(("VLLM_CPU_KVCACHE_SPACE", "1"),))  # fmt: skip
     server = ProcessServer.start(target, VLLM(), str(model_dir), Path(args.log))
+    pairs = []
     try:
-        rows: dict[str, dict[str, Any]] = {}
-        warm_up(server, args.concurrency)
-        before = prom.scrape(server.base_url, METRICS_PATH)
-        rows["pytest-llmserve"] = ours(server, args.prompts, args.concurrency)
-        mid = prom.scrape(server.base_url, METRICS_PATH)
-        rows["/metrics (our run)"] = server_view(before, mid)
-        rows["vllm bench serve"] = theirs(server, model_dir, args.prompts, args.concurrency)
-        rows["/metrics (its run)"] = server_view(mid, prom.scrape(server.base_url, METRICS_PATH))
+        run_sync(Endpoint.of(server), wl.synthetic(  # untimed warm-up
+            wl.server_token_ids(Endpoint.of(server), wl.corpus_text()), 8,
+            wl.Lengths(INPUT_TOKENS), wl.Lengths(OUTPUT_TOKENS), seed=1), Schedule(8, concurrency=8))  # fmt: skip
+        for i in range(args.pairs):
+            pairs.append(one_pair(server, model_dir, args, i))
+            p = pairs[-1]
+            print(f"pair {i + 1} ({p['first']} first): " + "; ".join(
+                f"{k} ours {p['ours'][k]:.4g} vllm {p['vllm'][k]:.4g}"
+                + (f" server {p['server'][k]:.4g}" if k in p["server"] else "")
+                for k in FIGURES), flush=True)  # fmt: skip
     finally:
         server.stop()
-    print(
-        f"\nworkload: {args.prompts} prompts, 128 input tokens (ids), 64 output tokens "
-        f"(ignore_eos), concurrency {args.concurrency}, temperature 0; seconds unless noted"
-    )
-    print(table(rows))
-    print("notes (ours):", rows["pytest-llmserve"].get("notes"))
-    print("our client's max event-loop lag:", rows["pytest-llmserve"].get("max_loop_lag_s"))
+    print(f"\n{args.pairs} pairs, each tool {args.prompts} prompts of {INPUT_TOKENS} tokens, "
+          f"{OUTPUT_TOKENS} output tokens (ignore_eos{'' if args.no_min_tokens else ' + min_tokens for ours'}), "
+          f"concurrency {args.concurrency} each, starts {args.gap} s apart, first alternating")  # fmt: skip
+    print(f"{'figure':14}{'median (ours - vllm) / vllm':>30}{'95% interval':>24}{'pairs':>40}")
+    for k in FIGURES:
+        diffs = [(p["ours"][k] - p["vllm"][k]) / p["vllm"][k] for p in pairs]
+        s = summarize(diffs, k, "", resamples=0)
+        ci = s.interval("p50")
+        ci_text = f"[{ci[0]:+.1%}, {ci[1]:+.1%}]" if ci else "(too few pairs)"
+        print(f"{k:14}{s.p50 or 0:>+30.1%}{ci_text:>24}   "
+              + " ".join(f"{d:+.1%}" for d in diffs))  # fmt: skip
+    for k in ("ttft mean", "itl mean", "tpot mean"):
+        server = [p["server"].get(k) for p in pairs]
+        if all(server):
+            both = [(p["ours"][k] + p["vllm"][k]) / 2 for p in pairs]
+            print(f"server /metrics {k}: median (clients' mean - server) / server "
+                  f"{np.median([(b - s) / s for b, s in zip(both, server, strict=True)]):+.1%}")  # fmt: skip
 
 
 if __name__ == "__main__":

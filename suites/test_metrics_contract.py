@@ -66,7 +66,7 @@ def around_run(
         workload = Workload(input_tokens=spec.input_tokens, output_tokens=spec.output_tokens)
         if why := llm_perf.not_measurable(workload):
             pytest.skip(why)
-        prompts = llm_perf.prompts(workload, spec.requests)
+        prompts = llm_perf.prompts(workload, spec.requests, run="metrics contract")
 
         def scrape() -> mc.Endpoint:
             return mc.fetch(llm_endpoint.base_url, contract.path, auth=llm_endpoint.headers)

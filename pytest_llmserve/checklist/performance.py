@@ -14,6 +14,7 @@ from it is at the level its looks were planned for.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -193,19 +194,29 @@ class PerfHarness:
             return f"a {workload.kind} workload is not measurable: {exc} (a prompt_set can be)"
         return None
 
-    def prompts(self, workload: Workload, n: int, output_tokens: int | None = None) -> list[Prompt]:
+    def prompts(
+        self, workload: Workload, n: int, output_tokens: int | None = None, run: str = ""
+    ) -> list[Prompt]:
+        """``n`` prompts of ``workload`` for the run called ``run``.
+
+        Each run draws its own slices (the workload's seed mixed with the run's name,
+        so a run's prompts are the same from session to session): one run sending
+        another's prompts would find them in the server's prefix cache and time its
+        TTFT without their prefill.
+        """
+        seed = workload.seed if not run else zlib.crc32(f"{workload.seed}:{run}".encode())
         outputs = wl.Lengths(output_tokens or workload.output_tokens)
         if workload.kind == "prompt_set":
             assert workload.prompts_file is not None  # checked when the profile loaded
-            return wl.prompt_set(Path(workload.prompts_file), outputs, seed=workload.seed)
+            return wl.prompt_set(Path(workload.prompts_file), outputs, seed=seed)
         if self._corpus is None:
             self._corpus = wl.server_token_ids(self.endpoint, wl.corpus_text())
         inputs = wl.Lengths(workload.input_tokens, workload.distribution, workload.spread)
         if workload.kind == "shared_prefix":
             return wl.shared_prefix(
-                self._corpus, n, workload.prefix_tokens, inputs, outputs, seed=workload.seed
+                self._corpus, n, workload.prefix_tokens, inputs, outputs, seed=seed
             )
-        return wl.synthetic(self._corpus, n, inputs, outputs, seed=workload.seed)
+        return wl.synthetic(self._corpus, n, inputs, outputs, seed=seed)
 
     def run(
         self,
@@ -232,11 +243,14 @@ class PerfHarness:
                 m = run_metrics(snapshot, level=level, resamples=0)
                 return all(g.judge(m).outcome != "inconclusive" for g in gates)
 
-            prompts = self.prompts(workload, schedule.warmup + schedule.requests, output_tokens)
-            label = (
-                f"{self.server.target.name} {schedule.label} in={workload.input_tokens} "
+            shape = (
+                f"{schedule.label} in={workload.input_tokens} "
                 f"out={output_tokens or workload.output_tokens} n={schedule.requests}"
             )
+            label = f"{self.server.target.name} {shape}"
+            # The same prompts for every target (paired), other prompts for every shape.
+            prompts = self.prompts(workload, schedule.warmup + schedule.requests,
+                                   output_tokens, run=shape)  # fmt: skip
             if self.progress:
                 self.progress(f"load run: {label}")
             # In the framework's own streaming dialect (run_sync's default for an endpoint).

@@ -54,6 +54,11 @@ class StreamingClient:
     async def aclose(self) -> None:
         await self._pool.aclose()
 
+    async def preconnect(self, n: int) -> None:
+        """Have ``n`` connections open and idle (best effort: a request that finds none
+        connects, and fails, on its own)."""
+        await self._pool.preconnect(n)
+
     async def send(self, prompt: Prompt, record: RequestRecord) -> RequestRecord:
         """Stream one request into ``record`` (its ``sent_at`` is stamped here)."""
         path, body = self.dialect.request(self.model, prompt)

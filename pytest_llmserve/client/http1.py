@@ -322,6 +322,7 @@ class HTTP1Pool:
         self._prefix = url.path.rstrip("/")
         self._timeout_s = timeout_s
         self._slots = asyncio.Semaphore(max_connections)
+        self._max_connections = max_connections
         self._idle: list[Connection] = []  # most recently used last: reused first
         self._open: set[Connection] = set()
         fields = {
@@ -361,6 +362,15 @@ class HTTP1Pool:
                 except _Stale:
                     pass
             await self._exchange(await self._connect(), raw, handler)
+
+    async def preconnect(self, n: int) -> None:
+        """Open connections until ``n`` are open (at most ``max_connections``), all idle."""
+        wanted = min(n, self._max_connections) - len(self._open)
+        if wanted <= 0:
+            return
+        opened = await asyncio.gather(*(self._connect() for _ in range(wanted)),
+                                      return_exceptions=True)  # fmt: skip
+        self._idle.extend(c for c in opened if isinstance(c, Connection))
 
     async def aclose(self) -> None:
         for conn in list(self._open):

@@ -401,6 +401,25 @@ def test_concurrent_requests_respect_max_connections() -> None:
     assert opened == 3
 
 
+def test_preconnect_opens_idle_connections_that_requests_then_reuse() -> None:
+    """A run's connections are opened before its clock starts (``run_load``): a connect
+    between a request's sent_at and its write would be timed as the server's TTFT."""
+
+    async def go() -> tuple[Server, int, int]:
+        async with Server(answer_all(OK_CHUNKED)) as server:
+            client = StreamingClient(server.url, "m", DIALECT, max_connections=4)
+            await client.preconnect(6)  # capped at max_connections
+            opened = client._pool.open_connections
+            await asyncio.gather(*(client.send(PROMPT, record()) for _ in range(4)))
+            await client.preconnect(4)  # enough are open: nothing more
+            after = client._pool.open_connections
+            await client.aclose()
+            return server, opened, after
+
+    server, opened, after = asyncio.run(go())
+    assert (opened, after, server.connections) == (4, 4, 4)
+
+
 def test_the_request_carries_the_body_and_headers() -> None:
     async def go() -> tuple[list[RequestRecord], Server]:
         async with Server(answer_all(OK_CHUNKED)) as server:

@@ -9,9 +9,10 @@ import pytest
 
 from pytest_llmserve.checklist.benchmark import REPLAY, ReplayTimer, record
 from pytest_llmserve.checklist.gate import Verdict
-from pytest_llmserve.checklist.performance import Measured, with_doubts
+from pytest_llmserve.checklist.performance import Measured, PerfHarness, with_doubts
 from pytest_llmserve.load.records import LoadRun, RequestRecord
 from pytest_llmserve.measure.latency import run_metrics
+from pytest_llmserve.profile.checks import Workload
 
 ITL_S = 0.02
 
@@ -227,3 +228,16 @@ def test_a_one_look_run_says_nothing_of_looks() -> None:
     m.plan = plan(160, "fixed")
     assert m.sampling is None
     assert with_doubts(verdict("pass"), m).reason == verdict("pass").reason
+
+
+def test_each_run_shape_sends_prompts_of_its_own() -> None:
+    """A run must not find another run's prompts in the server's prefix cache, and the
+    same shape gets the same prompts every session (and on every target)."""
+    harness = PerfHarness(server=None, _corpus=list(range(5000)))  # type: ignore[arg-type]
+    workload = Workload(input_tokens=32, output_tokens=8)
+    throughput = harness.prompts(workload, 20, run="c=16 in=32 out=8 n=160")
+    latency = harness.prompts(workload, 20, 4, run="c=4 in=32 out=4 n=500")
+    again = harness.prompts(workload, 20, run="c=16 in=32 out=8 n=160")
+    assert [p.prompt for p in throughput] == [p.prompt for p in again]
+    shared = {tuple(p.prompt[:16]) for p in throughput} & {tuple(p.prompt[:16]) for p in latency}
+    assert not shared, "two runs share a 16-token prefix"

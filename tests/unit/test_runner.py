@@ -39,7 +39,11 @@ class FakeClient:
         self.in_flight = 0
         self.max_in_flight = 0
         self.max_connections = 1024
+        self.preconnected = 0
         self.sent: list[tuple[RequestRecord, Prompt]] = []
+
+    async def preconnect(self, n: int) -> None:
+        self.preconnected = n
 
     async def send(self, prompt: Prompt, record: RequestRecord) -> RequestRecord:
         record.sent_at = time.perf_counter()
@@ -412,3 +416,15 @@ def test_an_unknown_dialect_names_the_valid_ones() -> None:
         runner.run_sync(endpoint, PROMPTS, Schedule(1, concurrency=1))
     with pytest.raises(ValueError, match=r"no streaming dialect 'sse' \(valid: openai-chat"):
         runner.run_sync(endpoint, PROMPTS, Schedule(1, concurrency=1), dialect="sse")
+
+
+@pytest.mark.parametrize(("schedule", "opened"), [
+    (Schedule(10, concurrency=8), 8),
+    (Schedule(10, rate_rps=100.0), 64),  # an open loop: up to PRECONNECT_MAX
+])  # fmt: skip
+def test_connections_are_opened_before_the_measured_requests(
+    schedule: Schedule, opened: int
+) -> None:
+    client = FakeClient()
+    run(client, schedule)
+    assert client.preconnected == opened

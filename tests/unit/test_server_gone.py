@@ -130,6 +130,9 @@ class RefusingClient:
 
     max_connections = 1024
 
+    async def preconnect(self, n: int) -> None:
+        pass  # nobody listens: the requests find that out themselves
+
     async def send(self, prompt: Any, record: Any) -> Any:
         record.sent_at = time.perf_counter()
         record.error = "ConnectionRefusedError: [Errno 111] Connection refused"

@@ -1,0 +1,142 @@
+"""Every timing figure we report, checked against a server whose timing is known.
+
+The metronome (``tests/stubs/metronome.py``) writes each chunk on a seeded plan and
+stamps every write with the same monotonic clock the client uses. Its stamps, put
+into ``RequestRecord``s, are the truth: the same definitions (``measure.latency``)
+applied to them give each figure as the server produced it, so the difference is
+our measurement's own error (transport, parsing, the first-chunk rule, the window),
+never a definition (those are tested on hand-made records in ``test_latency.py``).
+
+Tolerance: 1% of the true value or 0.5 ms, whichever is larger. The client can
+only see a chunk after it was written, so every per-request error is a delay:
+loopback delivery and the client's event loop reaching the read, tens of
+microseconds on an idle machine and under a millisecond on a busy 2-core one
+(the fast tier runs beside another xdist worker). A bias in how we stamp, count
+tokens or cut the window shows as a figure outside it: a TTFT taken from the
+chat stream's role-only chunk would be 30 ms early, one token per chunk would
+miss two thirds of the 3-token chunks' output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import pairwise
+
+import pytest
+
+from pytest_llmserve.client import dialects
+from pytest_llmserve.client.dialects import Prompt
+from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.frameworks.vllm import VLLM
+from pytest_llmserve.load.records import LoadRun
+from pytest_llmserve.load.runner import Schedule, run_sync
+from pytest_llmserve.measure.latency import SLO, RunMetrics, run_metrics, ttft
+from tests.stubs.metronome import MODEL, Tempo, beats, metronome, request_key, truth_run
+
+TOLERANCE = 0.01
+FLOOR_S = 0.001
+OUTPUT_TOKENS = 24
+TEMPO = Tempo(ttft_s=0.04, itl_s=0.008, jitter=0.3, seed=7, slow_share=0.3)
+
+
+@dataclass(frozen=True)
+class Case:
+    dialect: str
+    schedule: Schedule
+    tempo: Tempo = TEMPO
+
+    @property
+    def id(self) -> str:
+        chunks = f"-chunks{self.tempo.chunk_tokens}" if self.tempo.chunk_tokens > 1 else ""
+        return f"{self.dialect}-{self.schedule.label}{chunks}".replace(" ", "")
+
+
+CASES = [
+    Case("openai-completions", Schedule(8, concurrency=1, warmup=1)),
+    Case("openai-completions", Schedule(64, concurrency=16, warmup=4)),
+    Case("openai-completions", Schedule(48, rate_rps=40.0, warmup=2)),
+    Case(
+        "openai-completions",
+        Schedule(64, concurrency=16, warmup=4),
+        Tempo(0.04, 0.012, chunk_tokens=3, jitter=0.3, seed=7, slow_share=0.3),
+    ),
+    Case("openai-chat", Schedule(8, concurrency=1, warmup=1)),
+    Case("openai-chat", Schedule(64, concurrency=16, warmup=4)),
+    Case("tgi-generate", Schedule(8, concurrency=1, warmup=1)),
+    Case("tgi-generate", Schedule(64, concurrency=16, warmup=4)),
+]
+
+
+@pytest.fixture(scope="module")
+def metronomes() -> Iterator[dict[Tempo, str]]:
+    """One metronome per tempo the cases use, each in its own process."""
+    tempos = sorted({c.tempo for c in CASES}, key=lambda t: t.chunk_tokens)
+    with metronome(tempos[0]) as one, metronome(tempos[1]) as three:
+        yield {tempos[0]: one, tempos[1]: three}
+
+
+def slo_in_the_gap(truth: LoadRun) -> SLO:
+    """A TTFT bound in the widest gap between true TTFTs (the metronome queues a share
+    of requests, so there is one between its fast and slow ones), so goodput's count
+    is decided by the truth, not by which side of a bound a delivery delay lands."""
+    values = sorted(v for r in truth.measured if (v := ttft(r)) is not None)
+    a, b = max(pairwise(values), key=lambda ab: ab[1] - ab[0])
+    return SLO(ttft_s=(a + b) / 2)
+
+
+def figures(m: RunMetrics, slo: SLO) -> dict[str, float | None]:
+    out: dict[str, float | None] = {
+        f"{s.name} {stat}": s.point(stat)
+        for s in (m.ttft, m.tpot, m.itl, m.e2e)
+        for stat in ("mean", "p50", "p99")
+    }
+    out["output tok/s"] = m.output_throughput.point
+    out["total tok/s"] = m.total_throughput.point
+    out["req/s"] = m.request_throughput.point
+    out["goodput"] = m.goodput(slo).point
+    return out
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_every_figure_matches_the_metronome(case: Case, metronomes: dict[Tempo, str]) -> None:
+    url = metronomes[case.tempo]
+    tag = case.id
+    n = case.schedule.warmup + case.schedule.requests
+    texts = [f"{tag} request {i} of {n}" for i in range(n)]
+    prompts = [Prompt(t, len(t.split()), OUTPUT_TOKENS) for t in texts]
+    dialect = dialects.get(case.dialect)
+    keys = [request_key(*dialect.request(MODEL, p)) for p in prompts]
+
+    run = run_sync(Endpoint(url, MODEL, VLLM()), prompts, case.schedule, dialect=case.dialect)
+    truth = truth_run(run, keys, beats(url))
+
+    ours, real = run_metrics(run, resamples=0), run_metrics(truth, resamples=0)
+    assert (ours.completed, ours.failed) == (case.schedule.requests, 0), ours.notes
+    assert ours.output_tokens == case.schedule.requests * OUTPUT_TOKENS
+    slo = slo_in_the_gap(truth)
+    got, want = figures(ours, slo), figures(real, slo)
+    off = {
+        name: f"ours {got[name]:.6g}, truth {value:.6g}"
+        for name, value in want.items()
+        if value is not None
+        and (got[name] is None or abs(got[name] - value) > max(TOLERANCE * value, FLOOR_S))
+    }
+    assert not off, f"{case.id}: figures off the metronome's truth: {off}"
+    assert 0 < real.goodput(slo).total < case.schedule.requests, "the SLO splits the requests"
+
+    # Per request: never a token seen before it was written, and never long after.
+    for r in run.measured:
+        t = truth.records[r.index]
+        seen_late = [a - b for a, b in zip(r.chunk_times, t.chunk_times, strict=True)]
+        assert min(seen_late) >= 0, f"request {r.index}: a chunk seen before it was written"
+        assert r.sent_at <= t.sent_at, f"request {r.index}: arrived before it was sent"
+
+    # The truth is what the metronome did; how far that strayed from its plan (asyncio
+    # wakes up to a millisecond late) only says the tempo was roughly kept.
+    served = {b["key"]: b for b in beats(url)}
+    late = sorted(
+        served[k]["writes"][0] - served[k]["arrived"] - served[k]["planned_ttft_s"] for k in keys
+    )
+    median = late[len(late) // 2]
+    assert 0 <= median < 0.003, f"median TTFT lateness {median:.4f} s"
