@@ -1,20 +1,30 @@
 """Every timing figure we report, checked against a server whose timing is known.
 
 The metronome (``tests/stubs/metronome.py``) writes each chunk on a seeded plan and
-stamps every write with the same monotonic clock the client uses. Its stamps, put
-into ``RequestRecord``s, are the truth: the same definitions (``measure.latency``)
-applied to them give each figure as the server produced it, so the difference is
-our measurement's own error (transport, parsing, the first-chunk rule, the window),
-never a definition (those are tested on hand-made records in ``test_latency.py``).
+stamps every request's arrival (the kernel's receive time) and every write with the
+clock the client stamps with. Its stamps, put into ``RequestRecord``s, are the
+truth: the same definitions (``measure.latency``) applied to them give each figure
+as the server produced it, so the difference is our measurement's own error
+(transport, parsing, the first-chunk rule, connection handling, the window), never
+a definition (those are tested on hand-made records in ``test_latency.py``).
 
-Tolerance: 1% of the true value or 0.5 ms, whichever is larger. The client can
-only see a chunk after it was written, so every per-request error is a delay:
-loopback delivery and the client's event loop reaching the read, tens of
-microseconds on an idle machine and under a millisecond on a busy 2-core one
-(the fast tier runs beside another xdist worker). A bias in how we stamp, count
-tokens or cut the window shows as a figure outside it: a TTFT taken from the
-chat stream's role-only chunk would be 30 ms early, one token per chunk would
-miss two thirds of the 3-token chunks' output.
+Tolerance, from what a client on the same host can and cannot see:
+
+- The client sees a chunk only after it was written and the server sees a request
+  only after it was sent, so every per-event error is a delay, never an advance:
+  asserted per request.
+- Central figures (means, medians) and rates: 1% of the true value or 0.5 ms per
+  delivery the figure spans, whichever is larger: TTFT and E2E span two (the
+  request out, a chunk back), so 1 ms; ITL and TPOT one. A systematic delay in
+  how we stamp, parse, connect or cut the window shows here: a TTFT taken from
+  the chat stream's role-only chunk would be 40 ms early; connecting inside the
+  timed request cost the first wave at c=16 about 5 ms each (found here, fixed:
+  ``run_load`` opens a run's connections first).
+- Tails (p99s) are not asserted here: ours and the truth pair
+  request by request, so a p99 can differ by at most the worst single request's
+  delay, and on a shared 2-core machine that is the OS scheduler's (up to 9 ms
+  seen with a model build on both cores). Their agreement on a quiet machine is
+  measured by ``benchmarks/timing_truth.py``.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from pytest_llmserve.measure.latency import SLO, RunMetrics, run_metrics, ttft
 from tests.stubs.metronome import MODEL, Tempo, beats, metronome, request_key, truth_run
 
 TOLERANCE = 0.01
-FLOOR_S = 0.001
+FLOOR_S = 0.0005
 OUTPUT_TOKENS = 24
 TEMPO = Tempo(ttft_s=0.04, itl_s=0.008, jitter=0.3, seed=7, slow_share=0.3)
 
@@ -53,7 +63,7 @@ class Case:
 
 
 CASES = [
-    Case("openai-completions", Schedule(8, concurrency=1, warmup=1)),
+    Case("openai-completions", Schedule(16, concurrency=1, warmup=1)),
     Case("openai-completions", Schedule(64, concurrency=16, warmup=4)),
     Case("openai-completions", Schedule(48, rate_rps=40.0, warmup=2)),
     Case(
@@ -61,9 +71,9 @@ CASES = [
         Schedule(64, concurrency=16, warmup=4),
         Tempo(0.04, 0.012, chunk_tokens=3, jitter=0.3, seed=7, slow_share=0.3),
     ),
-    Case("openai-chat", Schedule(8, concurrency=1, warmup=1)),
+    Case("openai-chat", Schedule(16, concurrency=1, warmup=1)),
     Case("openai-chat", Schedule(64, concurrency=16, warmup=4)),
-    Case("tgi-generate", Schedule(8, concurrency=1, warmup=1)),
+    Case("tgi-generate", Schedule(16, concurrency=1, warmup=1)),
     Case("tgi-generate", Schedule(64, concurrency=16, warmup=4)),
 ]
 
@@ -114,23 +124,37 @@ def test_every_figure_matches_the_metronome(case: Case, metronomes: dict[Tempo, 
     ours, real = run_metrics(run, resamples=0), run_metrics(truth, resamples=0)
     assert (ours.completed, ours.failed) == (case.schedule.requests, 0), ours.notes
     assert ours.output_tokens == case.schedule.requests * OUTPUT_TOKENS
+    # Per request: never a chunk seen before it was written, nor a request received
+    # before it was sent; what remains is each event's delivery delay.
+    delays = []
+    for r in run.measured:
+        t = truth.records[r.index]
+        assert t.last_byte_at is not None
+        assert r.last_byte_at is not None
+        delays += [t.sent_at - r.sent_at, r.last_byte_at - t.last_byte_at]
+        delays += [a - b for a, b in zip(r.chunk_times, t.chunk_times, strict=True)]
+        assert min(delays) >= 0, f"request {r.index}: an event seen before it happened"
+    delays.sort()
+
     slo = slo_in_the_gap(truth)
+    assert 0 < real.goodput(slo).total < case.schedule.requests, "the SLO splits the requests"
     got, want = figures(ours, slo), figures(real, slo)
+    spans = {"ttft": 2, "e2e": 2}  # deliveries a figure spans: the request out, a chunk back
     off = {
         name: f"ours {got[name]:.6g}, truth {value:.6g}"
         for name, value in want.items()
         if value is not None
-        and (got[name] is None or abs(got[name] - value) > max(TOLERANCE * value, FLOOR_S))
+        and not name.endswith("p99")
+        and (
+            got[name] is None
+            or abs(got[name] - value)
+            > max(TOLERANCE * value, FLOOR_S * spans.get(name.split()[0], 1))
+        )
     }
-    assert not off, f"{case.id}: figures off the metronome's truth: {off}"
-    assert 0 < real.goodput(slo).total < case.schedule.requests, "the SLO splits the requests"
-
-    # Per request: never a token seen before it was written, and never long after.
-    for r in run.measured:
-        t = truth.records[r.index]
-        seen_late = [a - b for a, b in zip(r.chunk_times, t.chunk_times, strict=True)]
-        assert min(seen_late) >= 0, f"request {r.index}: a chunk seen before it was written"
-        assert r.sent_at <= t.sent_at, f"request {r.index}: arrived before it was sent"
+    assert not off, (
+        f"{case.id}: figures off the metronome's truth (delivery delays: median "
+        f"{delays[len(delays) // 2] * 1e3:.3f} ms, worst {delays[-1] * 1e3:.3f} ms): {off}"
+    )
 
     # The truth is what the metronome did; how far that strayed from its plan (asyncio
     # wakes up to a millisecond late) only says the tempo was roughly kept.
