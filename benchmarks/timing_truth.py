@@ -94,8 +94,10 @@ def vllm_bench(
                 str(concurrency), "--ready-check-timeout-sec", "0", "--save-result",
                 "--save-detailed", "--result-dir", out, "--result-filename", "r.json",
                 "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99"]  # fmt: skip
-        subprocess.run([sys.executable, "-c", VLLM_BENCH, *argv], check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", VLLM_BENCH, *argv], capture_output=True,
+                              text=True)  # fmt: skip
+        if done.returncode:
+            raise RuntimeError(f"vllm bench serve failed:\n{done.stderr[-3000:]}")
         r = json.loads((Path(out) / "r.json").read_text())
         served = beats(url)
     ms = 1e3

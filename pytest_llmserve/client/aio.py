@@ -56,7 +56,7 @@ class StreamingClient:
 
     async def preconnect(self, n: int) -> None:
         """Have ``n`` connections open and idle (best effort: a request that finds none
-        connects, and fails, on its own)."""
+        connects, and fails, on its own; never more than 10 s)."""
         await self._pool.preconnect(n)
 
     async def send(self, prompt: Prompt, record: RequestRecord) -> RequestRecord:

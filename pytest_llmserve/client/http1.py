@@ -363,14 +363,22 @@ class HTTP1Pool:
                     pass
             await self._exchange(await self._connect(), raw, handler)
 
-    async def preconnect(self, n: int) -> None:
-        """Open connections until ``n`` are open (at most ``max_connections``), all idle."""
+    async def preconnect(self, n: int, timeout_s: float = 10.0) -> None:
+        """Open connections until ``n`` are open (at most ``max_connections``), all idle.
+
+        Best effort, and never longer than ``timeout_s``: a server that cannot take a
+        connection now is found out by the requests, which report it.
+        """
         wanted = min(n, self._max_connections) - len(self._open)
-        if wanted <= 0:
-            return
-        opened = await asyncio.gather(*(self._connect() for _ in range(wanted)),
-                                      return_exceptions=True)  # fmt: skip
-        self._idle.extend(c for c in opened if isinstance(c, Connection))
+
+        async def connect() -> Connection:
+            async with asyncio.timeout(timeout_s):
+                return await self._connect()
+
+        if wanted > 0:
+            opened = await asyncio.gather(*(connect() for _ in range(wanted)),
+                                          return_exceptions=True)  # fmt: skip
+            self._idle.extend(c for c in opened if isinstance(c, Connection))
 
     async def aclose(self) -> None:
         for conn in list(self._open):

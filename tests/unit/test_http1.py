@@ -508,3 +508,18 @@ def test_https_is_verified_against_the_default_trust_store(
     assert r.error is not None
     assert r.error.startswith("ConnectError:")
     assert "CERTIFICATE_VERIFY_FAILED" in r.error
+
+
+def test_preconnect_to_nobody_returns_at_once_and_leaves_the_failure_to_the_request() -> None:
+    async def go() -> tuple[int, RequestRecord]:
+        client = StreamingClient("http://127.0.0.1:9", "m", DIALECT)  # nobody listens
+        await client.preconnect(4)
+        opened = client._pool.open_connections
+        r = await client.send(PROMPT, record())
+        await client.aclose()
+        return opened, r
+
+    opened, r = asyncio.run(go())
+    assert opened == 0
+    assert r.error is not None
+    assert "Connect" in r.error
