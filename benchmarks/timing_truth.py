@@ -26,7 +26,6 @@ import sys
 import tempfile
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -69,7 +68,7 @@ def _ours_figures(m: RunMetrics) -> dict[str, float]:
 def ours(n: int, concurrency: int) -> tuple[dict[str, float], dict[str, float]]:
     """(our figures, the truth by our definitions) for one run against a fresh metronome."""
     rng = random.Random(concurrency)
-    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota"]
     texts = [f"req {i} " + " ".join(rng.choices(words, k=30)) for i in range(n + concurrency)]
     prompts = [Prompt(t, len(t.split()), OUTPUT_TOKENS) for t in texts]
     keys = [request_key(*dialects.get("openai-completions").request(MODEL, p)) for p in prompts]
@@ -93,7 +92,8 @@ def vllm_bench(
                 "--max-concurrency", str(concurrency), "--ignore-eos", "--num-warmups",
                 str(concurrency), "--ready-check-timeout-sec", "0", "--save-result",
                 "--save-detailed", "--result-dir", out, "--result-filename", "r.json",
-                "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99"]  # fmt: skip
+                "--percentile-metrics", "ttft,tpot,itl,e2el",
+                "--metric-percentiles", "50,99"]  # fmt: skip
         done = subprocess.run([sys.executable, "-c", VLLM_BENCH, *argv], capture_output=True,
                               text=True)  # fmt: skip
         if done.returncode:
@@ -103,8 +103,9 @@ def vllm_bench(
     ms = 1e3
     theirs = {"output tok/s": r["output_throughput"]}
     for name, key in (("ttft", "ttft"), ("tpot", "tpot"), ("itl", "itl"), ("e2e", "e2el")):
-        theirs |= {f"{name} mean": r[f"mean_{key}_ms"] / ms, f"{name} p50": r[f"median_{key}_ms"] / ms,
-                   f"{name} p99": r[f"p99_{key}_ms"] / ms}  # fmt: skip
+        theirs[f"{name} mean"] = r[f"mean_{key}_ms"] / ms
+        theirs[f"{name} p50"] = r[f"median_{key}_ms"] / ms
+        theirs[f"{name} p99"] = r[f"p99_{key}_ms"] / ms
     # The truth of the measured requests (its warm-ups come first, one wave), by its
     # definitions: E2E to the last choices chunk, TPOT over usage tokens, rate over
     # its whole duration (first request out to last stream closed).
@@ -146,7 +147,8 @@ def main() -> None:
         rows = {"pytest-llmserve": ours(n, c), "vllm bench serve": vllm_bench(n, c, tokenizer)}
         print(f"\nconcurrency {c}, {n} requests, {OUTPUT_TOKENS} output tokens; metronome "
               f"TTFT {TEMPO.ttft_s * 1e3:g} ms, ITL {TEMPO.itl_s * 1e3:g} ms, jitter "
-              f"{TEMPO.jitter:g}, {TEMPO.slow_share:.0%} queued x{TEMPO.slow_factor:g}")  # fmt: skip
+              f"{TEMPO.jitter:g}, {TEMPO.slow_share:.0%} queued "
+              f"x{TEMPO.slow_factor:g}")  # fmt: skip
         print(table(rows))
         worst = {
             tool: max(abs(g[k] - t[k]) / t[k] for k in FIGURES) for tool, (g, t) in rows.items()

@@ -1,8 +1,10 @@
 """The performance checklist's machinery: load runs per target, cached, turned into verdicts.
 
-Runs are cached per (target, workload, schedule) for the session, so the
-throughput floor and the scaling check share the high-concurrency run and the
-latency SLO and goodput checks share the latency run. A verdict is "pass",
+Runs are kept for the session and keyed by their load shape (workload, concurrency
+or rate, output tokens): a check asking for a run is served by an earlier run of
+the same shape planned with at least as many requests, so the throughput floor,
+the scaling check's high end and a sweep level at that concurrency share one run,
+and the latency SLO and goodput checks share the latency run. A verdict is "pass",
 "fail" or "inconclusive"; inconclusive runs (client saturated, token counts that
 disagree, failed requests, too few samples) never pass silently.
 
@@ -231,6 +233,8 @@ class PerfHarness:
         asks with the same list (``throughput_gates``, ``latency_gates``).
         """
         key = (workload, schedule, output_tokens)
+        if key not in self._runs and (same := self._same_shape(*key)) is not None:
+            return same
         if key not in self._runs:
             looks = sequential.plan(
                 schedule.requests, self.verdicts if gates else "fixed",
@@ -271,6 +275,20 @@ class PerfHarness:
             judged = run_metrics(run, level=level, resamples=0) if len(looks.sizes) > 1 else None
             self._runs[key] = Measured(label, run, metrics, tuple(gates), looks, judged)
         return self._runs[key]
+
+    def _same_shape(
+        self, workload: Workload, schedule: Schedule, output_tokens: int | None
+    ) -> Measured | None:
+        """An earlier run of this load shape planned with at least ``schedule.requests``
+        (one stopped early at a look was decided for its own bounds; a check reading it
+        gets intervals from what it measured)."""
+        for (w, s, out), measured in self._runs.items():
+            if (w, out, s.concurrency, s.rate_rps, s.max_duration_s) == (
+                workload, output_tokens, schedule.concurrency, schedule.rate_rps,
+                schedule.max_duration_s,
+            ) and s.requests >= schedule.requests:  # fmt: skip
+                return measured
+        return None
 
     def throughput_run(self, checks: PerfChecks) -> Measured:
         """The throughput floor's run, which the scaling check's high end reads too."""

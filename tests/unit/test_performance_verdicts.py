@@ -11,6 +11,7 @@ from pytest_llmserve.checklist.benchmark import REPLAY, ReplayTimer, record
 from pytest_llmserve.checklist.gate import Verdict
 from pytest_llmserve.checklist.performance import Measured, PerfHarness, with_doubts
 from pytest_llmserve.load.records import LoadRun, RequestRecord
+from pytest_llmserve.load.runner import Schedule
 from pytest_llmserve.measure.latency import run_metrics
 from pytest_llmserve.profile.checks import Workload
 
@@ -241,3 +242,22 @@ def test_each_run_shape_sends_prompts_of_its_own() -> None:
     assert [p.prompt for p in throughput] == [p.prompt for p in again]
     shared = {tuple(p.prompt[:16]) for p in throughput} & {tuple(p.prompt[:16]) for p in latency}
     assert not shared, "two runs share a 16-token prefix"
+
+
+def test_a_run_of_the_same_shape_with_as_many_requests_serves_a_check() -> None:
+    """Runs are keyed by load shape: the scaling check's high end (or a sweep level)
+    reads the throughput run when that was planned with at least as many requests."""
+    harness = PerfHarness(server=None)  # type: ignore[arg-type]
+    workload = Workload(input_tokens=32, output_tokens=8)
+    throughput = clean()
+    harness._runs[(workload, Schedule(160, concurrency=16, warmup=8), None)] = throughput
+    assert harness.run(workload, Schedule(160, concurrency=16, warmup=4)) is throughput
+    assert harness.run(workload, Schedule(100, concurrency=16)) is throughput
+    for other in [
+        (workload, Schedule(200, concurrency=16), None),  # more requests than it planned
+        (workload, Schedule(100, concurrency=8), None),
+        (workload, Schedule(100, rate_rps=16.0), None),
+        (workload, Schedule(100, concurrency=16), 4),  # other output lengths
+        (Workload(input_tokens=64, output_tokens=8), Schedule(100, concurrency=16), None),
+    ]:
+        assert harness._same_shape(*other) is None, other
