@@ -15,11 +15,15 @@ It prints each pair's figures and, over the pairs, the median of the paired
 difference (ours - vLLM's, relative to vLLM's) with its exact 95% interval
 (``measure.stats``), for output tok/s, TTFT p50, TPOT p50 and the ITL mean.
 ``--no-min-tokens`` sends our requests with ``ignore_eos`` alone, as vLLM's
-benchmark does (ours add ``min_tokens``), to see whether that costs server time.
+benchmark does (ours add ``min_tokens``).
 
+Closed loops lock into the phase their start gave them (the first tool's requests
+are prefilled first for the whole run), so compare output tok/s on closed loops and
+TTFT / TPOT / ITL on open ones (``--rate``: Poisson arrivals, each tool its own).
 From the repository root, in the environment ``tox -e tests`` makes:
 
-    .tox/embedded/bin/python -m benchmarks.compare_vllm_bench [--pairs 8] [--concurrency 4]
+    .tox/embedded/bin/python -m benchmarks.compare_vllm_bench --pairs 8 --concurrency 4
+    .tox/embedded/bin/python -m benchmarks.compare_vllm_bench --pairs 6 --prompts 24 --rate 0.4
 """
 
 from __future__ import annotations
@@ -89,13 +93,13 @@ dialects.DIALECTS[IgnoreEosOnly.name] = IgnoreEosOnly()
 class VllmBench:
     """One ``vllm bench serve`` run, started and held until ``go()``."""
 
-    def __init__(self, server: Server, tokenizer: Path, n: int, concurrency: int, seed: int):
+    def __init__(self, server: Server, tokenizer: Path, n: int, load: list[str], seed: int):
         self.out = tempfile.TemporaryDirectory()
         argv = ["--backend", "vllm", "--base-url", server.base_url, "--model", server.served_name,
                 "--tokenizer", str(tokenizer), "--dataset-name", "random",
                 "--random-input-len", str(INPUT_TOKENS), "--random-output-len", str(OUTPUT_TOKENS),
-                "--random-range-ratio", "0", "--num-prompts", str(n), "--max-concurrency",
-                str(concurrency), "--ignore-eos", "--temperature", "0", "--num-warmups", "0",
+                "--random-range-ratio", "0", "--num-prompts", str(n), *load,
+                "--ignore-eos", "--temperature", "0", "--num-warmups", "0",
                 "--ready-check-timeout-sec", "0", "--seed", str(seed), "--save-result",
                 "--result-dir", self.out.name, "--result-filename", "r.json",
                 "--percentile-metrics", "ttft,tpot,itl,e2el"]  # fmt: skip
@@ -155,14 +159,20 @@ def one_pair(server: Server, tokenizer: Path, args: argparse.Namespace, i: int) 
     # Prompts of their own for every run of every pair: no prefix-cache hits.
     prompts = wl.synthetic(ids, args.prompts, wl.Lengths(INPUT_TOKENS), wl.Lengths(OUTPUT_TOKENS),
                            seed=100 + i)  # fmt: skip
-    theirs = VllmBench(server, tokenizer, args.prompts, args.concurrency, seed=200 + i)
+    if args.rate:  # open loop: Poisson arrivals, seeded, no phase for either to lock into
+        load = ["--request-rate", str(args.rate), "--burstiness", "1"]
+        schedule = Schedule(args.prompts, rate_rps=args.rate, seed=300 + i)
+    else:
+        load = ["--max-concurrency", str(args.concurrency)]
+        schedule = Schedule(args.prompts, args.concurrency)
+    theirs = VllmBench(server, tokenizer, args.prompts, load, seed=200 + i)
     before = prom.scrape(server.base_url, METRICS.path)
     ours_first = i % 2 == 0
     result: dict[str, LoadRun] = {}
 
     def ours() -> None:
         dialect = IgnoreEosOnly.name if args.no_min_tokens else None
-        result["run"] = run_sync(endpoint, prompts, Schedule(args.prompts, args.concurrency),
+        result["run"] = run_sync(endpoint, prompts, schedule,
                                  dialect=dialect)  # fmt: skip
 
     thread = threading.Thread(target=ours)
@@ -186,6 +196,8 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=8)
     parser.add_argument("--prompts", type=int, default=32, help="per tool per pair")
     parser.add_argument("--concurrency", type=int, default=4, help="per tool")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="req/s per tool, Poisson (open loop) instead of a concurrency")  # fmt: skip
     parser.add_argument("--gap", type=float, default=0.5, help="seconds between the starts")
     parser.add_argument("--no-min-tokens", action="store_true")
     parser.add_argument("--log", default=".llmserve/logs/compare-vllm-bench.log")
@@ -212,7 +224,8 @@ def main() -> None:
         server.stop()
     held = "ignore_eos" if args.no_min_tokens else "ignore_eos, ours with min_tokens too"
     print(f"\n{args.pairs} pairs, each tool {args.prompts} prompts of {INPUT_TOKENS} tokens, "
-          f"{OUTPUT_TOKENS} output tokens ({held}), concurrency {args.concurrency} each, "
+          f"{OUTPUT_TOKENS} output tokens ({held}), "
+          f"{f'{args.rate} req/s' if args.rate else f'concurrency {args.concurrency}'} each, "
           f"starts {args.gap} s apart, first alternating")  # fmt: skip
     print(report(pairs))
 
