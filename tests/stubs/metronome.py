@@ -17,8 +17,10 @@ each chunk carrying ``chunk_tokens`` tokens (the last one what is left of
 a millisecond late (epoll's timeout is in whole milliseconds), so each write is
 stamped with ``time.perf_counter()`` just before it is handed to the socket (a
 stamp taken after could be late by however long the process was preempted in
-between, and the client would then seem to read a chunk before it was sent), and
-``GET /truth`` returns those stamps per request. On Linux ``perf_counter`` is
+between, and the client would then seem to read a chunk before it was sent), each
+request's arrival is the kernel's receive stamp (``SO_TIMESTAMPNS``: a stamp taken
+when this process got round to reading would count its own busy loop as the
+client's delay), and ``GET /truth`` returns them per request. On Linux ``perf_counter`` is
 ``CLOCK_MONOTONIC``, one clock for every process of the host, so the client's
 stamps and these compare directly. The plan sits beside them, so a test can also
 bound how far the metronome strayed from it.
@@ -49,7 +51,7 @@ from typing import Any
 from pytest_llmserve.load.records import LoadRun, RequestRecord
 
 MODEL = "metronome"
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value; Python names it from 3.14
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value, where Python has no name
 OK_STREAM = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
     b"Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n"
@@ -97,7 +99,7 @@ class Beat:
     planned_gaps_s: list[float]
     tokens: list[int]  # per text chunk
     writes: list[float] = field(default_factory=list)  # each text chunk handed to the socket
-    ended: float | None = None  # the last byte handed to the socket
+    ended: float | None = None  # just before the response's last bytes went to the socket
 
 
 def _chunk(payload: bytes) -> bytes:
@@ -126,6 +128,8 @@ def request_key(path: str, body: dict[str, Any]) -> str:
 
 
 class Metronome:
+    """Serves every request on ``tempo``'s plan and keeps a ``Beat`` of each."""
+
     def __init__(self, tempo: Tempo) -> None:
         self.tempo = tempo
         self.beats: list[Beat] = []
@@ -173,7 +177,7 @@ class Metronome:
                 due += gaps[i - 1]
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
             last = i == len(sizes) - 1
-            event = _text_event(path, "tok " * n, last, sum(sizes[: i + 1]), prompt_tokens)
+            event = _text_event(path, "tok " * n, last, sum(sizes[: i + 1]))
             beat.writes.append(time.perf_counter())
             writer.write(event)
             await writer.drain()
@@ -187,7 +191,8 @@ class Metronome:
         writer.write(b"0\r\n\r\n")
 
 
-def _text_event(path: str, text: str, last: bool, sent: int, prompt_tokens: int) -> bytes:
+def _text_event(path: str, text: str, last: bool, sent: int) -> bytes:
+    """One text chunk in ``path``'s dialect; the last one says why it ended."""
     finish = "length" if last else None
     if path == "/generate_stream":
         details = {"finish_reason": "length", "generated_tokens": sent} if last else None
@@ -223,8 +228,9 @@ class Wire:
             except BlockingIOError:
                 return
             except OSError as exc:
-                data, ancillary = b"", []
-                done.set_exception(ConnectionError(exc))
+                if not done.done():
+                    done.set_exception(ConnectionError(exc))
+                return
             if not done.done():
                 done.set_result((data, _kernel_stamp(ancillary)))
 
@@ -270,9 +276,8 @@ class Wire:
 
 
 def _kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> float:
-    """The kernel's receive time (``SO_TIMESTAMPNS``, wall clock) on ``perf_counter``'s
-    clock: a stamp taken when this process got round to reading would be late by
-    however busy its loop was, and that delay is the server's, not the client's."""
+    """The kernel's receive time (``SO_TIMESTAMPNS``, a wall-clock stamp) moved onto
+    ``perf_counter``'s clock; the time of reading where the kernel gave none."""
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
             sec, nsec = struct.unpack("qq", data[:16])

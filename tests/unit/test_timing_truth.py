@@ -96,10 +96,11 @@ def slo_in_the_gap(truth: LoadRun) -> SLO:
 
 
 def figures(m: RunMetrics, slo: SLO) -> dict[str, float | None]:
+    """The figures asserted: every central one and every rate (tails: the docstring)."""
     out: dict[str, float | None] = {
         f"{s.name} {stat}": s.point(stat)
         for s in (m.ttft, m.tpot, m.itl, m.e2e)
-        for stat in ("mean", "p50", "p99")
+        for stat in ("mean", "p50")
     }
     out["output tok/s"] = m.output_throughput.point
     out["total tok/s"] = m.total_throughput.point
@@ -144,7 +145,6 @@ def test_every_figure_matches_the_metronome(case: Case, metronomes: dict[Tempo, 
         name: f"ours {got[name]:.6g}, truth {value:.6g}"
         for name, value in want.items()
         if value is not None
-        and not name.endswith("p99")
         and (
             got[name] is None
             or abs(got[name] - value)
