@@ -7,7 +7,7 @@ TTFT and TPOT medians, peak and steady GPU memory, the server process's own
 memory, mean utilisation and power, energy over the run's measured window from
 the GPU's energy counter, J per output token and tokens per joule.
 
-``benchmarks/gpu/llamacpp_energy.sh`` builds llama.cpp with CUDA on a lent GPU
+``benchmarks/gpu/llamacpp_cuda.sh`` builds llama.cpp with CUDA on a lent GPU
 machine (device tool), starts the server and runs this. Directly:
 
     PYTHONPATH=. python3 benchmarks/gpu_serving_energy.py --url http://127.0.0.1:8080 \\
