@@ -19,7 +19,13 @@ import pytest
 
 from pytest_llmserve.checklist.gate import check_ratio_at_least
 from pytest_llmserve.checklist.performance import PerfHarness, with_doubts
-from pytest_llmserve.checklist.results import Figure, TargetResults, rate_figure, summary_figure
+from pytest_llmserve.checklist.results import (
+    Figure,
+    TargetResults,
+    energy_figures,
+    rate_figure,
+    summary_figure,
+)
 from pytest_llmserve.load.runner import Schedule
 from pytest_llmserve.measure.latency import SLO
 from pytest_llmserve.profile.checks import PerfChecks
@@ -53,6 +59,8 @@ def test_output_throughput_floor(
         rate_figure(run.metrics.request_throughput, "request_rps",
                     f"completed requests / s at concurrency {spec.concurrency}"),
     )  # fmt: skip
+    if run.telemetry is not None:  # a GPU target: energy per token on this run
+        llm_results.add(*energy_figures(run.telemetry, run.metrics.output_tokens))
     llm_judge(*run.verdicts("throughput"))
 
 

@@ -115,6 +115,13 @@ TOML
     --llmserve-profile "$BUILD"/gpu.toml --llmserve-log-dir "$BUILD"/logs \
     --llmserve-report "${OUT:-$BUILD}"/h200-report.html --junitxml "${OUT:-$BUILD}"/h200-junit.xml
   echo "pytest exit code $?"
+  python3 - <<'PY'
+import glob, json
+record = json.load(open(sorted(glob.glob(".llmserve/history/runs/*/*.json"))[-1]))
+for key, figure in record["figures"].items():
+    if key.startswith(("gpu_", "output_tok_s")):
+        print(key, figure.get("value"), figure.get("unit"), figure.get("note") or "")
+PY
   ;;
 *) echo "unknown step $step (valid: pack, build, serve, suites)" >&2; exit 2 ;;
 esac

@@ -46,6 +46,8 @@ def record(benchmark: Any, measured: Measured) -> None:
         {"llmserve_run": measured.label, "llmserve_samples": "e2e_s per request",
          **measured.metrics.to_dict()}
     )  # fmt: skip
+    if measured.telemetry is not None:
+        benchmark.extra_info["gpu"] = measured.telemetry.to_dict()
     if not samples:
         return
     REPLAY.load(samples)

@@ -16,6 +16,7 @@ from it is at the level its looks were planned for.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from pytest_llmserve.load import workload as wl
 from pytest_llmserve.load.records import LoadRun
 from pytest_llmserve.load.runner import Schedule, run_sync
 from pytest_llmserve.measure import sequential
+from pytest_llmserve.measure.gpu_telemetry import Sampler, Telemetry, visible_devices
 from pytest_llmserve.measure.latency import SLO, RunMetrics, e2e, run_metrics
 from pytest_llmserve.measure.perplexity import NotMeasurable, tokenize_path
 from pytest_llmserve.measure.stats import min_samples
@@ -123,6 +125,7 @@ class Measured:
     gates: tuple[Gate, ...] = ()
     plan: sequential.Plan | None = None
     judged_metrics: RunMetrics | None = None
+    telemetry: Telemetry | None = None  # a GPU target's GPUs over the run (None: CPU)
 
     @property
     def judged(self) -> RunMetrics:
@@ -257,11 +260,13 @@ class PerfHarness:
                                    output_tokens, run=shape)  # fmt: skip
             if self.progress:
                 self.progress(f"load run: {label}")
-            # In the framework's own streaming dialect (run_sync's default for an endpoint).
-            run = run_sync(
-                self.endpoint, prompts, schedule, progress=self.progress,
-                exited=self.server.exited, looks=looks.early, decided=decided,
-            )  # fmt: skip
+            sampler = gpu_sampler(self.server)
+            with sampler or contextlib.nullcontext():
+                # In the framework's own streaming dialect (run_sync's default).
+                run = run_sync(
+                    self.endpoint, prompts, schedule, progress=self.progress,
+                    exited=self.server.exited, looks=looks.early, decided=decided,
+                )  # fmt: skip
             if run.stopped_by == "server_gone":
                 # Not a measurement: the test fails with the server's own last words.
                 raise ServerError(
@@ -273,7 +278,8 @@ class PerfHarness:
             metrics = run_metrics(run)
             # Gates read percentiles and rates only: no bootstrap of the means again.
             judged = run_metrics(run, level=level, resamples=0) if len(looks.sizes) > 1 else None
-            self._runs[key] = Measured(label, run, metrics, tuple(gates), looks, judged)
+            telemetry = sampler.figures(run.started_at, run.ended_at) if sampler else None
+            self._runs[key] = Measured(label, run, metrics, tuple(gates), looks, judged, telemetry)
         return self._runs[key]
 
     def _same_shape(
@@ -304,6 +310,14 @@ class PerfHarness:
         schedule = Schedule(spec.requests, spec.concurrency, warmup=spec.warmup)
         gates = latency_gates(spec, checks.goodput)
         return self.run(checks.workload, schedule, spec.output_tokens, gates=gates)
+
+
+def gpu_sampler(server: Server) -> Sampler | None:
+    """GPU telemetry for a GPU target's runs, on the GPUs its environment gives it
+    (``CUDA_VISIBLE_DEVICES``, else every GPU); None for a CPU target."""
+    if server.target.device != "gpu":
+        return None
+    return Sampler(devices=visible_devices(server.target.env_dict()), pids=server.pids)
 
 
 def with_doubts(verdict: Verdict, *runs: Measured) -> Verdict:

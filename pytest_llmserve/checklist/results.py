@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pytest_llmserve.measure.gpu_telemetry import Telemetry
 from pytest_llmserve.measure.stats import Rate, Summary
 
 Better = Literal["higher", "lower"]
@@ -79,6 +80,30 @@ def rate_figure(rate: Rate, metric: str, definition: str, better: Better = "high
         metric, rate.point, rate.unit, rate.windows, rate.interval, better, definition,
         None if rate.interval is not None else rate.note,
     )  # fmt: skip
+
+
+def energy_figures(telemetry: Telemetry, output_tokens: int) -> list[Figure]:
+    """A GPU run's energy per output token, power and memory (reported, not judged)."""
+    why = telemetry.why_none
+    gpus = telemetry.gpus
+    power = [g.power_mean_w for g in gpus]
+    return [
+        Figure("gpu_joules_per_output_token", telemetry.joules_per_token(output_tokens),
+               "J/token", better="lower", note=why or _energy_source(telemetry),
+               definition="GPU energy over the run's window, every GPU of the target, "
+                          "/ output tokens"),
+        Figure("gpu_power_w", sum(p for p in power if p is not None) if gpus and None not in power
+               else None, "W", note=why,
+               definition="mean power over the run's window, summed over the target's GPUs"),
+        Figure("gpu_memory_peak_bytes", sum(g.memory_peak for g in gpus) if gpus else None,
+               "bytes", better="lower", note=why,
+               definition="device memory in use at its peak, summed over the target's GPUs"),
+    ]  # fmt: skip
+
+
+def _energy_source(telemetry: Telemetry) -> str | None:
+    sources = {g.energy_source for g in telemetry.gpus}
+    return None if sources == {"counter"} else "; ".join(sorted(sources))
 
 
 def summary_figure(summary: Summary, stat: str, metric: str, definition: str) -> Figure:

@@ -22,6 +22,7 @@ maths and the error paths are tested without a GPU (``tests/unit/test_gpu_teleme
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import threading
@@ -203,11 +204,17 @@ class Sampler:
         return self
 
     def stop(self) -> None:
+        """End the sampling with one last read (the counter then covers the whole
+        window) and let NVML go; the samples stay for ``figures``."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
-            self.sample()  # the window's last read, so the counter covers all of it
+            self.sample()
+        if self._handles:
+            self._handles.clear()
+            with contextlib.suppress(Exception):
+                self._nvml.nvmlShutdown()
 
     def _loop(self) -> None:
         self.sample()
@@ -235,6 +242,16 @@ class Sampler:
                 )  # fmt: skip
             gpus.append(summarise(i, self._names[i], inside))
         return Telemetry(tuple(gpus), self.driver, self.cuda)
+
+
+def visible_devices(env: dict[str, str]) -> list[int] | None:
+    """The GPU indices ``CUDA_VISIBLE_DEVICES`` gives a target (None: every GPU; also
+    for UUIDs or MIG names, which NVML indices cannot name)."""
+    value = env.get("CUDA_VISIBLE_DEVICES")
+    if value is None or not value.strip():
+        return None
+    parts = [p.strip() for p in value.split(",")]
+    return [int(p) for p in parts] if all(p.isdigit() for p in parts) else None
 
 
 def summarise(index: int, name: str, samples: Sequence[Sample]) -> GpuFigures:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pytest_llmserve.measure.gpu_telemetry import Sample, Sampler, summarise
+from pytest_llmserve.measure.gpu_telemetry import Sample, Sampler, summarise, visible_devices
 
 GIB = 1 << 30
 
@@ -41,6 +41,10 @@ class FakeNVML:
     def nvmlInit(self) -> None:
         if self.init_error:
             raise NVMLError(self.init_error)
+        self.opened = getattr(self, "opened", 0) + 1
+
+    def nvmlShutdown(self) -> None:
+        self.opened -= 1
 
     def nvmlDeviceGetCount(self) -> int:
         return len(self.gpus)
@@ -195,3 +199,52 @@ def test_summarise_needs_only_samples() -> None:
     g = summarise(0, "gpu", samples)
     assert (g.energy_j, g.utilisation_mean, g.power_mean_w) == (None, None, None)
     assert g.energy_source.startswith("none")
+
+
+def test_nvml_is_let_go_when_the_sampling_stops() -> None:
+    nvml = FakeNVML(FakeGpu(memory=iter([GIB] * 100)))
+    with Sampler(nvml, interval_s=0.01) as sampler:
+        pass
+    assert nvml.opened == 0
+    assert sampler.figures().gpus[0].samples >= 2
+
+
+@pytest.mark.parametrize(
+    ("value", "devices"),
+    [(None, None), ("", None), ("0", [0]), ("2, 3", [2, 3]), ("GPU-8f2c", None), ("0,MIG-1", None)],
+)
+def test_a_targets_gpus_come_from_cuda_visible_devices(
+    value: str | None, devices: list[int] | None
+) -> None:
+    env = {} if value is None else {"CUDA_VISIBLE_DEVICES": value}
+    assert visible_devices(env) == devices
+
+
+def test_energy_figures_of_a_gpu_run_and_of_one_without_nvml() -> None:
+    from pytest_llmserve.checklist.results import energy_figures
+
+    gpu = FakeGpu(memory=iter([GIB, 2 * GIB, 2 * GIB, 2 * GIB]))
+    figures = {f.metric: f for f in energy_figures(sampled(FakeNVML(gpu), 4).figures(), 900)}
+    assert figures["gpu_joules_per_output_token"].value == pytest.approx(90.0 / 900)
+    assert figures["gpu_joules_per_output_token"].note is None  # from the counter
+    assert figures["gpu_power_w"].value == pytest.approx(300.0)
+    assert figures["gpu_memory_peak_bytes"].value == 2 * GIB
+    none = energy_figures(Sampler(FakeNVML()).figures(), 900)
+    assert [f.value for f in none] == [None, None, None]
+    assert {f.note for f in none} == {"not available: NVML sees no GPU"}
+
+
+def test_only_a_gpu_target_gets_a_sampler_on_its_own_gpus() -> None:
+    from pytest_llmserve.checklist.performance import gpu_sampler
+
+    def server(device: str, env: dict[str, str]) -> Any:
+        target = SimpleNamespace(device=device, env_dict=lambda: env)
+        return SimpleNamespace(target=target, pids=lambda: [])
+
+    assert gpu_sampler(server("cpu", {})) is None
+    sampler = gpu_sampler(server("gpu", {"CUDA_VISIBLE_DEVICES": "0"}))
+    assert sampler is not None  # with no GPU here it says so when asked, and fails nothing
+    with sampler:
+        pass
+    t = sampler.figures()
+    assert (t.why_none or "").startswith("not available") or len(t.gpus) == 1
