@@ -83,21 +83,20 @@ def rate_figure(rate: Rate, metric: str, definition: str, better: Better = "high
 
 
 def energy_figures(telemetry: Telemetry, output_tokens: int) -> list[Figure]:
-    """A GPU run's energy per output token, power and memory (reported, not judged)."""
-    why = telemetry.why_none
-    gpus = telemetry.gpus
-    power = [g.power_mean_w for g in gpus]
+    """A GPU run's energy per output token, power and memory (reported, not judged);
+    each summed over the target's GPUs, None with the reason where NVML gave none."""
+    why, gpus = telemetry.why_none, telemetry.gpus
+    powers = [g.power_mean_w for g in gpus]
+    power = sum(p for p in powers if p is not None) if gpus and None not in powers else None
+    memory = sum(g.memory_peak for g in gpus) if gpus else None
     return [
         Figure("gpu_joules_per_output_token", telemetry.joules_per_token(output_tokens),
                "J/token", better="lower", note=why or _energy_source(telemetry),
-               definition="GPU energy over the run's window, every GPU of the target, "
-                          "/ output tokens"),
-        Figure("gpu_power_w", sum(p for p in power if p is not None) if gpus and None not in power
-               else None, "W", note=why,
-               definition="mean power over the run's window, summed over the target's GPUs"),
-        Figure("gpu_memory_peak_bytes", sum(g.memory_peak for g in gpus) if gpus else None,
-               "bytes", better="lower", note=why,
-               definition="device memory in use at its peak, summed over the target's GPUs"),
+               definition="GPU energy over the run's window / output tokens"),
+        Figure("gpu_power_w", power, "W", note=why,
+               definition="mean power over the run's window"),
+        Figure("gpu_memory_peak_bytes", memory, "bytes", better="lower", note=why,
+               definition="device memory in use at its peak"),
     ]  # fmt: skip
 
 
