@@ -18,6 +18,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 step=${1:?pack, build, serve or suites}
 BUILD=/tmp/llamacpp-cuda
+# `serve` and `suites`: the GGUF joined from its pieces, and the build waited for.
+model_and_build() {
+  cat "$BUILD"/gguf.part-aa .gpu/gguf.part-ab > "$BUILD"/model.gguf
+  while [ ! -f "$BUILD"/built ]; do sleep 5; done
+  tail -3 "$BUILD"/build.log
+  [ "$(cat "$BUILD"/built)" = 0 ] || { tail -20 "$BUILD"/build.log; exit 1; }
+}
+
 case "$step" in
 pack)
   grep -qx '/.gpu/' .git/info/exclude || echo '/.gpu/' >> .git/info/exclude
@@ -46,10 +54,7 @@ build)
   echo "build started in $BUILD"
   ;;
 serve)
-  cat "$BUILD"/gguf.part-aa .gpu/gguf.part-ab > "$BUILD"/model.gguf
-  while [ ! -f "$BUILD"/built ]; do sleep 5; done
-  tail -3 "$BUILD"/build.log
-  [ "$(cat "$BUILD"/built)" = 0 ] || exit 1
+  model_and_build
   "$BUILD"/llama.cpp/build/bin/llama-server -m "$BUILD"/model.gguf --alias smollm2 -ngl 99 \
     --metrics --parallel 16 -c 65536 --port 8080 > "$BUILD"/server.log 2>&1 &
   pid=$!
@@ -61,9 +66,7 @@ serve)
 suites)
   # The readiness suites (`pytest -m gpu`) against llama.cpp on the GPU, from this
   # checkout (the plugin by -p: nothing is installed there), with a one-target profile.
-  cat "$BUILD"/gguf.part-aa .gpu/gguf.part-ab > "$BUILD"/model.gguf
-  while [ ! -f "$BUILD"/built ]; do sleep 5; done
-  [ "$(cat "$BUILD"/built)" = 0 ] || { tail -20 "$BUILD"/build.log; exit 1; }
+  model_and_build
   cat > "$BUILD"/gpu.toml <<'TOML'
 name = "h200-llamacpp"
 
