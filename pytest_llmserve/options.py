@@ -16,6 +16,7 @@ import pytest
 from pytest_llmserve.errors import ProfileError
 from pytest_llmserve.history.compare import CompareSpec, Rule, parse_compare, parse_rule
 from pytest_llmserve.history.store import HistoryStore, open_store
+from pytest_llmserve.launch.gpu_slots import GPUS_FORM, parse_gpus
 from pytest_llmserve.measure.sequential import MODES as VERDICT_MODES
 from pytest_llmserve.profile.default import BASELINES, embedded_default
 from pytest_llmserve.profile.load import load_profile, pyproject_profile
@@ -109,6 +110,12 @@ OPTIONS = (
         "natively, AVX512-BF16 or AMX; else fp32), bf16 or fp32 "
         f"(default: ${BASELINE_ENV}, else auto)",
     ),
+    _Option(
+        "gpus",
+        f"the GPUs this session may use, {GPUS_FORM} (default: the session's "
+        "CUDA_VISIBLE_DEVICES, else every GPU NVML sees); each GPU target's server "
+        "leases tp x pp of them for itself",
+    ),
 )
 
 
@@ -128,6 +135,7 @@ class Settings:
     report_off: bool = False
     checklist: str = "full"
     verdicts: str = "sequential"
+    gpus: tuple[int, ...] | None = None  # --llmserve-gpus; None: the default set
 
 
 def argparse_help(text: str) -> str:
@@ -210,7 +218,19 @@ def parse_settings(config: pytest.Config) -> Settings:
         report_off=report_off,
         checklist=checklist,
         verdicts=verdicts,
+        gpus=_gpus(config, opts["gpus"]),
     )
+
+
+def _gpus(config: pytest.Config, opt: _Option) -> tuple[int, ...] | None:
+    """``--llmserve-gpus`` as indices; a bad list fails here, before any server starts."""
+    value, _ = _value(config, opt)
+    if value is None:
+        return None
+    try:
+        return parse_gpus(value)
+    except ValueError as exc:
+        raise ProfileError(f"{opt.flag}: {exc}") from None
 
 
 def _choice(

@@ -24,6 +24,7 @@ from pytest_llmserve.checklist.accuracy_harness import AccuracyView
 from pytest_llmserve.checklist.benchmark import REPLAY
 from pytest_llmserve.checklist.benchmark import record as benchmark_record
 from pytest_llmserve.checklist.judge import Judge
+from pytest_llmserve.checklist.layout_scaling import LayoutScalingView
 from pytest_llmserve.checklist.performance import Measured, PerfHarness
 from pytest_llmserve.checklist.results import TargetResults
 from pytest_llmserve.client.endpoint import Endpoint
@@ -125,8 +126,13 @@ def llm_endpoint(llm_server: Server) -> Endpoint:
 @pytest.fixture(scope="session")
 def llm_perf(llm_server: Server, request: pytest.FixtureRequest) -> PerfHarness:
     """Load runs against this target's server, cached for the session."""
-    session = LLMServeSession.of(request.config)
-    return PerfHarness(llm_server, session.progress, session.settings.verdicts)
+    return LLMServeSession.of(request.config).perf(llm_server)
+
+
+@pytest.fixture(scope="session")
+def llm_layout(llm_server: Server, request: pytest.FixtureRequest) -> LayoutScalingView | None:
+    """This layout's scaling check and its reference's runs (None: the profile sets none)."""
+    return LLMServeSession.of(request.config).layout_view(llm_server)
 
 
 @pytest.fixture(scope="session")

@@ -26,19 +26,24 @@ import pytest
 from pytest_llmserve.checklist.accuracy_harness import AccuracyHarness, AccuracyView
 from pytest_llmserve.checklist.gate import Verdict
 from pytest_llmserve.checklist.judge import Judge, check_outcome
+from pytest_llmserve.checklist.layout_scaling import LayoutScalingView
+from pytest_llmserve.checklist.performance import Measured, PerfHarness
 from pytest_llmserve.checklist.results import ResultBook
 from pytest_llmserve.frameworks import registry as framework_registry
 from pytest_llmserve.history import wiring as history
 from pytest_llmserve.history.session import SessionHistory
+from pytest_llmserve.launch import gpu_slots
 from pytest_llmserve.launch import registry as launcher_registry
 from pytest_llmserve.launch.pool import ServerPool
 from pytest_llmserve.launch.server import Server
+from pytest_llmserve.load.runner import Schedule
 from pytest_llmserve.measure import gpus as gpu_info
 from pytest_llmserve.models import catalog
 from pytest_llmserve.models.cache import ENV_CACHE_DIR
 from pytest_llmserve.options import Settings
 from pytest_llmserve.profile.accuracy import accuracy_checks
-from pytest_llmserve.profile.checks import QUICK_WAVES
+from pytest_llmserve.profile.checks import QUICK_WAVES, Workload, perf_checks
+from pytest_llmserve.profile.layouts import layout_scaling
 from pytest_llmserve.profile.markers import QUICK
 from pytest_llmserve.profile.model import Target
 from pytest_llmserve.report import terminal
@@ -64,13 +69,16 @@ class LLMServeSession:
             # framework module looks on its own (a llama-server build at launch).
             os.environ[ENV_CACHE_DIR] = str(settings.cache_dir)
         session_dir = settings.log_dir / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}")
-        self.pool = ServerPool(session_dir, self._resolve_embedded)
+        slots = gpu_slots.GpuSlots(lambda: self.allowed_gpus().indices)
+        self.pool = ServerPool(session_dir, self._resolve_embedded, slots)
         self.swept: list[str] = []  # leftovers of killed sessions, stopped at start
         self.verdicts: list[tuple[str, Verdict]] = []  # (nodeid, verdict), as judged
         self.results = ResultBook()
         self.history: SessionHistory | None = None  # set at session end (not on a worker)
         self.accuracy: AccuracyHarness | None = None  # made by the first accuracy test
         self._gpus: gpu_info.GpuInventory | None = None
+        self._allowed: gpu_slots.Allowed | None = None
+        self._perf: dict[str, PerfHarness] = {}  # by target name: its runs outlive a restart
         self._previous_sigterm: Any = None
 
     @classmethod
@@ -113,6 +121,12 @@ class LLMServeSession:
             self._gpus = gpu_info.inventory()
         return self._gpus
 
+    def allowed_gpus(self) -> gpu_slots.Allowed:
+        """The GPUs this session's targets may lease (``--llmserve-gpus``, else the default)."""
+        if self._allowed is None:
+            self._allowed = gpu_slots.allowed_gpus(self.settings.gpus, self.gpus())
+        return self._allowed
+
     def cannot_serve(self, target: Target) -> str | None:
         """Why this machine cannot run ``target`` (None: it can, as far as is known).
 
@@ -121,13 +135,8 @@ class LLMServeSession:
         """
         if not launcher_registry.get(target.launcher).runs_here:
             return None
-        if target.device == "gpu":
-            inv, needed = self.gpus(), max(1, target.gpus)
-            if inv.count < needed:
-                return (
-                    f"target {target.name} needs {needed} GPU(s); "
-                    f"{inv.why_none or f'this machine has {inv.count}'}"
-                )
+        if target.device == "gpu" and (why := gpu_slots.shortfall(target, self.allowed_gpus())):
+            return why
         return framework_registry.get(target.framework).unsupported_here(target)
 
     def accuracy_view(self, server: Server, item: pytest.Item) -> AccuracyView:
@@ -148,6 +157,43 @@ class LLMServeSession:
         where = f"target {server.target.name}"
         spec = accuracy_checks(server.target.checks, where, profile.target_names)
         return AccuracyView(self.accuracy, server, spec)
+
+    def perf(self, server: Server) -> PerfHarness:
+        """The load runs of ``server``'s target, shared by every check that reads them (a
+        layout's reference included) and kept if its server is started again."""
+        harness = self._perf.get(server.target.name)
+        if harness is None:
+            harness = PerfHarness(server, self.progress, self.settings.verdicts)
+            self._perf[server.target.name] = harness
+        harness.server = server
+        return harness
+
+    def layout_view(self, server: Server) -> LayoutScalingView | None:
+        """``server``'s layout scaling check (None: its profile sets none)."""
+        target = server.target
+        spec = layout_scaling(target.checks, f"target {target.name}")
+        if spec is None:
+            return None
+        workload = perf_checks(target.checks, f"target {target.name}").workload
+        reference = self.settings.profile.target(spec.reference)
+        return LayoutScalingView(spec, reference, workload, self.perf(server), self._reference_run)
+
+    def _reference_run(self, name: str, workload: Workload, schedule: Schedule) -> Measured:
+        """A reference layout's run of this shape: the one it measured for its own check
+        when it has it, else measured now on its server, started for it if it must be
+        (and stopped after, so it holds no cores or memory while other layouts run)."""
+        cached = self._perf.get(name)
+        if cached is not None and (
+            cached.has_run(workload, schedule) or not cached.server.exited()
+        ):
+            return cached.run(workload, schedule)
+        ref = self.settings.profile.target(name)
+        if why := self.cannot_serve(ref):
+            pytest.skip(f"the reference layout cannot run here: {why}")
+        try:
+            return self.perf(self.pool.get(ref)).run(workload, schedule)
+        finally:
+            self.pool.release(ref)
 
     def judge(self, item: pytest.Item) -> Judge:
         return Judge(item, inconclusive=self.settings.inconclusive, log=self.verdicts)
@@ -195,6 +241,10 @@ class LLMServeSession:
                 "llmserve: quick checklist: the smoke suite, a short throughput floor "
                 f"({QUICK_WAVES} waves) and the metrics contract; the rest is deselected"
             )
+        if s.gpus is not None or any(t.device == "gpu" for t in s.selected):
+            allowed = self.allowed_gpus()
+            ids = ",".join(map(str, allowed.indices)) or "none"
+            lines.append(f"llmserve: GPU slots from GPUs {ids} ({allowed.limit})")
         lines.append(history.header_line(s))
         return lines
 

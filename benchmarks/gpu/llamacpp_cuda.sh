@@ -111,6 +111,14 @@ requests = 64
 [targets.checks.footprint]
 max_startup_s = 30
 max_gpu_memory_gib = 4
+
+# One GPU: the layout is its own reference (a lent machine has one H200); the check
+# shows the GPU the server held memory on and judges that GPU's peak memory.
+[targets.checks.layout_scaling]
+reference = "llamacpp-smollm2-q4_1-gpu"
+concurrency = 16
+requests = 160
+max_memory_per_device_gib = 4
 TOML
   export LLMSERVE_LLAMA_SERVER="$BUILD"/llama.cpp/build/bin/llama-server PYTHONPATH=.
   set +e
@@ -122,7 +130,7 @@ TOML
 import glob, json
 record = json.load(open(sorted(glob.glob(".llmserve/history/runs/*/*.json"))[-1]))
 for key, figure in record["figures"].items():
-    if key.startswith(("gpu_", "output_tok_s")):
+    if key.startswith(("gpu_", "output_tok_s", "layout_")):
         print(key, figure.get("value"), figure.get("unit"), figure.get("note") or "")
 PY
   ;;

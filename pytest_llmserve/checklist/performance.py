@@ -32,6 +32,7 @@ from pytest_llmserve.load import workload as wl
 from pytest_llmserve.load.records import LoadRun
 from pytest_llmserve.load.runner import Schedule, run_sync
 from pytest_llmserve.measure import sequential
+from pytest_llmserve.measure.cpu_use import CpuUse, CpuWatch
 from pytest_llmserve.measure.gpu_telemetry import Sampler, Telemetry, visible_devices
 from pytest_llmserve.measure.latency import SLO, RunMetrics, e2e, run_metrics
 from pytest_llmserve.measure.perplexity import NotMeasurable, tokenize_path
@@ -126,6 +127,7 @@ class Measured:
     plan: sequential.Plan | None = None
     judged_metrics: RunMetrics | None = None
     telemetry: Telemetry | None = None  # a GPU target's GPUs over the run (None: CPU)
+    cpu_use: CpuUse | None = None  # a local CPU target's processes over the run
 
     @property
     def judged(self) -> RunMetrics:
@@ -261,7 +263,8 @@ class PerfHarness:
             if self.progress:
                 self.progress(f"load run: {label}")
             sampler = gpu_sampler(self.server)
-            with sampler or contextlib.nullcontext():
+            cpu = CpuWatch(self.server.pids) if self._cpu_target else None
+            with sampler or contextlib.nullcontext(), cpu or contextlib.nullcontext():
                 # In the framework's own streaming dialect (run_sync's default).
                 run = run_sync(
                     self.endpoint, prompts, schedule, progress=self.progress,
@@ -279,8 +282,19 @@ class PerfHarness:
             # Gates read percentiles and rates only: no bootstrap of the means again.
             judged = run_metrics(run, level=level, resamples=0) if len(looks.sizes) > 1 else None
             telemetry = sampler.figures(run.started_at, run.ended_at) if sampler else None
-            self._runs[key] = Measured(label, run, metrics, tuple(gates), looks, judged, telemetry)
+            self._runs[key] = Measured(label, run, metrics, tuple(gates), looks, judged,
+                                       telemetry, cpu.result if cpu else None)  # fmt: skip
         return self._runs[key]
+
+    @property
+    def _cpu_target(self) -> bool:
+        return self.server.target.device == "cpu" and self.server.launched_here
+
+    def has_run(self, workload: Workload, schedule: Schedule) -> bool:
+        """A run of this shape is measured already (``run`` would not send anything)."""
+        return (workload, schedule, None) in self._runs or (
+            self._same_shape(workload, schedule, None) is not None
+        )
 
     def _same_shape(
         self, workload: Workload, schedule: Schedule, output_tokens: int | None

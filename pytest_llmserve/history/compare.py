@@ -49,6 +49,8 @@ KNOWN_METRICS = (
     "tpot_p99_s",
     "goodput_rps",
     "scaling_ratio",
+    "layout_output_tok_s",
+    "layout_efficiency",
     "ppl",
     "ppl_ratio",
     "task_score",

@@ -2,6 +2,8 @@
 
 A target that failed to start is not retried within the session: every test that
 needs it gets the same error at once instead of another multi-minute attempt.
+A GPU target started here leases its GPUs (``launch.gpu_slots``) once its model is
+resolved, just before its server is spawned, and gives them back when it stops.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from pytest_llmserve.errors import LLMServeError, ServerStartError
 from pytest_llmserve.frameworks import registry as frameworks
 from pytest_llmserve.launch import registry as launchers
+from pytest_llmserve.launch.gpu_slots import GpuSlots
 from pytest_llmserve.launch.launcher import StartContext
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.launch.start import start_server
@@ -39,9 +42,11 @@ class ServerPool:
         self,
         log_dir: Path,
         resolve_embedded: Callable[[catalog.Variant], Path],
+        slots: GpuSlots | None = None,  # None: GPU targets share whatever GPUs they see
     ) -> None:
         self.log_dir = log_dir
         self._resolve_embedded = resolve_embedded
+        self._slots = slots
         self._servers: dict[str, Server] = {}
         self._failed: dict[str, LLMServeError] = {}
         self.records: dict[str, StartRecord] = {}
@@ -84,9 +89,21 @@ class ServerPool:
             record.log_path = str(path)
             return path
 
-        ctx = StartContext(model_path=model_path, log_path=log_path)
         launcher = launchers.get(target.launcher)
-        return start_server(launcher, target, frameworks.get(target.framework), ctx)
+        leases = target.device == "gpu" and launcher.runs_here and not target.share_gpus
+        slots = self._slots if leases else None
+        if slots is None:
+            ctx = StartContext(model_path=model_path, log_path=log_path)
+            return start_server(launcher, target, frameworks.get(target.framework), ctx)
+        # Resolve (maybe build, for minutes) the model before holding GPUs others wait for.
+        path = model_path(target)
+        ctx = StartContext(model_path=lambda _t: path, log_path=log_path)
+        leased = slots.take(target)  # the target with CUDA_VISIBLE_DEVICES in its env
+        try:
+            return start_server(launcher, leased, frameworks.get(target.framework), ctx)
+        except BaseException:
+            slots.release(target.name)
+            raise
 
     def model_path(self, target: Target) -> str:
         if not target.is_embedded:
@@ -98,9 +115,18 @@ class ServerPool:
 
     def release(self, target: Target) -> None:
         server = self._servers.pop(target.name, None)
-        if server is not None:
+        if server is None:
+            return
+        try:
             server.stop()
+        finally:
+            if self._slots is not None:
+                self._slots.release(target.name)
 
     def stop_all(self) -> None:
-        for name in list(self._servers):
-            self._servers.pop(name).stop()
+        try:
+            for name in list(self._servers):
+                self._servers.pop(name).stop()
+        finally:
+            if self._slots is not None:
+                self._slots.release_all()

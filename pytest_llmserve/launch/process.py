@@ -23,7 +23,7 @@ from typing import Any
 import psutil
 
 from pytest_llmserve.frameworks.base import EngineFacts, Framework
-from pytest_llmserve.launch import auth, labels
+from pytest_llmserve.launch import auth, gpu_slots, labels
 from pytest_llmserve.launch.launcher import StartContext
 from pytest_llmserve.launch.ports import free_port
 from pytest_llmserve.launch.readiness import ReadyReport
@@ -110,6 +110,8 @@ class ProcessServer:
         env = {
             **os.environ,
             **spec.env,
+            # Its GPU slot, also where a framework module leaves the target's env out.
+            **gpu_slots.device_env(self.target),
             labels.OWNER_VAR: labels.owner_label(),
             labels.SERVER_VAR: self.server_id,
         }

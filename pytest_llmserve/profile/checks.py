@@ -130,7 +130,7 @@ _TABLES: dict[str, type] = {
     "sweep": Sweep,
 }
 # Other issues' tables (accuracy, history...) are validated by their own modules.
-OTHER_TABLES = ("accuracy", "metrics", "errors", "robustness", "footprint")
+OTHER_TABLES = ("accuracy", "metrics", "errors", "robustness", "footprint", "layout_scaling")
 
 
 def perf_checks(checks: dict[str, Any], where: str) -> PerfChecks:

@@ -18,6 +18,7 @@ from pytest_llmserve.frameworks import registry as frameworks
 from pytest_llmserve.launch import registry as launchers
 from pytest_llmserve.models import catalog
 from pytest_llmserve.profile.cost import parse_cost
+from pytest_llmserve.profile.layouts import check_references
 from pytest_llmserve.profile.model import (
     DEVICES,
     EMBEDDED_PREFIX,
@@ -60,6 +61,7 @@ _FIELDS: dict[str, _Field] = {
     "env": _Field(dict),
     "startup_timeout_s": _Field((int, float)),
     "slow": _Field(bool),
+    "share_gpus": _Field(bool),
     "checks": _Field(dict),
     "api_key_env": _Field(str),
 }
@@ -126,6 +128,7 @@ def parse_profile(data: Mapping[str, Any], source: str, base_dir: Path) -> Profi
     names = [t.name for t in targets]
     for t, label in zip(targets, labels, strict=True):
         validate_checks(t.checks, label, names)
+    check_references(targets, labels)
     name = data.get("name", Path(source.split(" ")[0]).stem)
     cost = parse_cost(data.get("cost"), f"{where}: cost")
     return Profile(source=source, name=str(name), targets=tuple(targets), cost=cost)
@@ -215,6 +218,7 @@ def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
         env=tuple(sorted(env.items())),
         startup_timeout_s=float(values.get("startup_timeout_s", 600.0)),
         slow=values.get("slow", False),
+        share_gpus=values.get("share_gpus", False),
         checks=dict(values.get("checks", {})),
         api_key_env=key_env,
     )

@@ -65,6 +65,9 @@ class Target:
     env: tuple[tuple[str, str], ...] = ()
     startup_timeout_s: float = 600.0
     slow: bool = False
+    # A GPU target leases its own GPUs (``launch.gpu_slots``) unless the profile lets it
+    # share the ones it sees with other targets (two small models on one big card).
+    share_gpus: bool = False
     # The NAME of an environment variable holding the API key; the key itself never
     # lives in the profile, so it never reaches a repr, a test id or a report.
     api_key_env: str | None = None
@@ -83,8 +86,14 @@ class Target:
         return Path(self.model).expanduser()
 
     @property
+    def ranks(self) -> int:
+        """Parallel ranks (tp x pp): the devices a layout spreads over, GPUs on a GPU
+        target, core groups on a CPU one."""
+        return self.tp * self.pp
+
+    @property
     def gpus(self) -> int:
-        return self.tp * self.pp if self.device == "gpu" else 0
+        return self.ranks if self.device == "gpu" else 0
 
     @property
     def precision_label(self) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from pytest_llmserve.profile.accuracy import accuracy_checks
 from pytest_llmserve.profile.checks import perf_checks
 from pytest_llmserve.profile.contract_checks import error_checks, metrics_checks
+from pytest_llmserve.profile.layouts import layout_scaling
 from pytest_llmserve.profile.production import footprint_budgets, robustness_checks
 
 
@@ -24,3 +25,4 @@ def validate_checks(checks: dict[str, Any], where: str, target_names: Sequence[s
     error_checks(checks, where)
     robustness_checks(checks, where)
     footprint_budgets(checks, where)
+    layout_scaling(checks, where, target_names)

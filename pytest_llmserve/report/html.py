@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pytest_llmserve.history.compare import Comparison, Row
 from pytest_llmserve.history.record import RunRecord
-from pytest_llmserve.report import svg
+from pytest_llmserve.report import scaling, svg
 from pytest_llmserve.report.recommend import recommend
 from pytest_llmserve.report.style import CSS
 
@@ -28,6 +28,7 @@ TREND_METRICS = (
     "tpot_p99_s",
     "goodput_rps",
     "scaling_ratio",
+    "layout_efficiency",
     "ppl",
     "task_score",
     "host_memory_bytes",
@@ -84,7 +85,8 @@ def render(
         _recommendations(current),
         _targets_table(current, colors),
         _pareto(current, colors),
-        _scaling(current, colors),
+        scaling.batching(current, colors),
+        scaling.layouts(current, colors),
         _trends(current, history, colors),
         _checks(current),
         _failed_logs(current),
@@ -282,23 +284,6 @@ def _pareto(current: Sequence[RunRecord], colors: dict[str, str]) -> str:
     return (
         f"<section><h2>Trade-offs</h2><p class=legend>{_legend(colors)}</p>"
         f"<div class=grid>{''.join(charts)}</div></section>"
-    )
-
-
-def _scaling(current: Sequence[RunRecord], colors: dict[str, str]) -> str:
-    items = [
-        (r.target, colors[r.target], float(f.value), f.interval)
-        for r in current
-        if (f := r.figures.get("scaling_ratio")) is not None and f.value is not None
-    ]
-    if not items:
-        return ""
-    chart = svg.bars(items, "x", reference=1.0)
-    return (
-        "<section><h2>Batching scales</h2><figure class=bars>"
-        + chart
-        + "<figcaption>output tok/s at "
-        "high concurrency ÷ at low; 1x = no gain from batching</figcaption></figure></section>"
     )
 
 

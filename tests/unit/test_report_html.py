@@ -109,3 +109,18 @@ def test_a_parametrized_check_shows_its_worst_case_not_its_last() -> None:
     assert ">pass<" not in row
     assert "2 pass, 1 fail, 1 xfail" in row
     assert "server error 500" in row
+
+
+def test_layouts_get_their_table_and_efficiency_chart() -> None:
+    tok = Figure("layout_output_tok_s", 100.0, "tok/s", 8, (98.0, 102.0), "higher")
+    one = record("r", name="tp1", a=tok, b=Figure("layout_devices", 1.0, "devices"))
+    two = record("r", name="tp2", a=Figure("layout_output_tok_s", 66.0, "tok/s", 8, None),
+                 b=Figure("layout_devices", 2.0, "devices"),
+                 c=Figure("layout_efficiency", 0.33, "x", None, (0.31, 0.35), "higher"),
+                 d=Figure("layout_cores_used", 1.9, "cores"))  # fmt: skip
+    html = render([one, two], [])
+    section = html[html.index("<h2>Layouts scale</h2>") :].split("</section>")[0]
+    assert section.count("<tr><td") == 2  # one row per layout
+    assert "0.33<br><small>0.31 &ndash; 0.35</small>" in section  # efficiency and interval
+    assert "<svg" in section  # the efficiency chart
+    assert "Layouts scale" not in render([record("r")], [])  # no layouts: no section

@@ -64,6 +64,7 @@ class _FakeServer:
         self.log_path = tmp / "server.log"
         self.log_path.write_text("engine: worker died: Killed\n")
         self.ready = ReadyReport()
+        self.launched_here = False  # a server elsewhere: no processes to watch
 
     def exited(self) -> str | None:
         return "was killed by SIGKILL"
