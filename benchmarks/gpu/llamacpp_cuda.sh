@@ -128,7 +128,7 @@ TOML
   echo "pytest exit code $?"
   python3 - <<'PY'
 import glob, json
-record = json.load(open(sorted(glob.glob(".llmserve/history/runs/*/*.json"))[-1]))
+record = json.load(open(sorted(glob.glob(".llmserve/history/runs/llamacpp-*/*.json"))[-1]))
 for key, figure in record["figures"].items():
     if key.startswith(("gpu_", "output_tok_s", "layout_")):
         print(key, figure.get("value"), figure.get("unit"), figure.get("note") or "")

@@ -11,6 +11,7 @@ gives it, bound to the paths that framework serves.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,6 +31,9 @@ class Prompt:
 
 class Dialect(Protocol):
     name: str
+    # Why output tokens cannot be counted from the chunks (None: each text chunk is one
+    # token, and the client's count cross-checks the server's usage).
+    uncounted: str | None
 
     def request(self, model: str, p: Prompt) -> tuple[str, dict[str, Any]]:
         """The path and JSON body of one streaming request."""
@@ -64,6 +68,7 @@ class OpenAICompletions:
     (vLLM, SGLang, TRT-LLM...)."""
 
     name = "openai-completions"
+    uncounted: str | None = None
 
     def __init__(self, paths: ApiPaths | None = None) -> None:
         self.paths = paths or ApiPaths()
@@ -119,6 +124,28 @@ class OpenAIChat(OpenAICompletions):
         return content
 
 
+class HFGenerationConfig(OpenAICompletions):
+    """OpenAI completions for ``transformers serve``: it refuses ``ignore_eos`` and
+    ``min_tokens`` (422) but takes a ``generation_config`` JSON, whose
+    ``min_new_tokens`` holds the output length; greedy by ``do_sample`` false."""
+
+    name = "hf-generation-config"
+    uncounted: str | None = (
+        "transformers serve streams decoded text, several tokens to a chunk where they "
+        "decode together"
+    )
+
+    def request(self, model: str, p: Prompt) -> tuple[str, dict[str, Any]]:
+        path, body = super().request(model, p)
+        for key in ("ignore_eos", "min_tokens", "stream_options", "temperature"):
+            body.pop(key, None)
+        config = {"max_new_tokens": p.max_tokens, "do_sample": False}
+        if p.ignore_eos:
+            config["min_new_tokens"] = p.max_tokens
+        body["generation_config"] = json.dumps(config)
+        return path, body
+
+
 class TGIGenerate:
     """TGI's native ``/generate_stream``: one token per event, details on the last one.
 
@@ -127,6 +154,7 @@ class TGIGenerate:
     """
 
     name = "tgi-generate"
+    uncounted: str | None = None
 
     def at(self, paths: ApiPaths) -> Dialect:
         return self  # its native paths are not OpenAI's: nothing to rebind
@@ -151,7 +179,7 @@ class TGIGenerate:
 
 
 DIALECTS: dict[str, Dialect] = {
-    d.name: d for d in (OpenAICompletions(), OpenAIChat(), TGIGenerate())
+    d.name: d for d in (OpenAICompletions(), OpenAIChat(), HFGenerationConfig(), TGIGenerate())
 }
 
 

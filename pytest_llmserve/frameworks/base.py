@@ -28,6 +28,9 @@ class LaunchSpec:
 
     argv: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    # The model name the server will answer to, where the framework picks it rather
+    # than taking ours (transformers serve: the model's path); None: the target's.
+    served_as: str | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,12 @@ class Framework(Protocol):
     finished_label: str | None
     # Endpoints it serves without a key even when one is set (reported by the auth suite).
     open_paths: tuple[str, ...]
+    # Whose error body it answers with ("openai", "fastapi"...): modules naming the same
+    # schema accept each other's bodies (golden conformance), others must not.
+    error_schema: str
+    # Whether its models path lists the model it serves: readiness waits for that
+    # only where it does (the smoke suite asks either way, and reports the gap).
+    lists_served_model: bool
     # The model format it serves: "hf" (a checkpoint folder) or "gguf" (one file);
     # picks the embedded model's variant (``models.catalog.FORMATS``).
     model_format: str

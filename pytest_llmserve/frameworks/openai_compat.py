@@ -42,6 +42,8 @@ class OpenAICompatible:
     finished_label: str | None = None
     open_paths: tuple[str, ...] = ("/health", "/metrics", "/v1/models", "/tokenize")
     model_format = "hf"
+    lists_served_model = True
+    error_schema = "openai"
     # Python distributions that provide the framework, for ``version()``.
     distributions: tuple[str, ...] = ()
     # A prefix each log line may carry (e.g. the worker that wrote it), stripped before

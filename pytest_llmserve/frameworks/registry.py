@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pytest_llmserve.frameworks.base import Framework
 from pytest_llmserve.frameworks.llamacpp import LlamaCpp
+from pytest_llmserve.frameworks.transformers_serve import TransformersServe
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.registry import Registry
 
-FRAMEWORKS: Registry[Framework] = Registry("framework", (VLLM(), LlamaCpp()))
+FRAMEWORKS: Registry[Framework] = Registry("framework", (VLLM(), LlamaCpp(), TransformersServe()))
 
 names = FRAMEWORKS.names
 get = FRAMEWORKS.get

@@ -107,6 +107,7 @@ class ProcessServer:
         port = free_port(HOST)
         self.base_url = f"http://{HOST}:{port}"
         spec = self.framework.launch_spec(self.target, self.model_path, HOST, port)
+        self.served_name = spec.served_as or self.served_name
         env = {
             **os.environ,
             **spec.env,

@@ -77,13 +77,11 @@ def one_token(path: str, body: dict[str, Any]) -> Probe:
 
 
 def standard_probes(framework: Framework, served_name: str) -> list[Probe]:
-    """Process alive (asked by ``wait_ready``) → health → model listed → one token."""
+    """Process alive (asked by ``wait_ready``) → health → model listed (where the framework
+    lists the model it serves) → one token."""
     paths = framework.paths
-    return [
-        http_ok(paths.health),
-        model_listed(paths.models, served_name),
-        one_token(*framework.readiness_request(served_name)),
-    ]
+    listed = [model_listed(paths.models, served_name)] if framework.lists_served_model else []
+    return [http_ok(paths.health), *listed, one_token(*framework.readiness_request(served_name))]
 
 
 def _json(r: httpx.Response) -> dict[str, Any]:

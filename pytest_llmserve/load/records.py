@@ -64,6 +64,8 @@ class LoadRun:
     stopped_by: str = "count"  # "count", "duration", "decided" or "server_gone"
     notes: list[str] = field(default_factory=list)
     look: int | None = None  # measured requests the verdicts were decided on (None: all)
+    # Why the client cannot count output tokens from the chunks (None: a chunk is a token).
+    uncounted: str | None = None
 
     @property
     def measured(self) -> list[RequestRecord]:

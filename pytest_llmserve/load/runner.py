@@ -381,10 +381,12 @@ def run_sync(
             max_connections=schedule.most_in_flight,
         )  # fmt: skip
         try:
-            return await run_load(
+            run = await run_load(
                 client, prompts, schedule, progress, exited=exited, looks=looks, decided=decided
             )
         finally:
             await client.aclose()
+        run.uncounted = chosen.uncounted
+        return run
 
     return asyncio.run(go())

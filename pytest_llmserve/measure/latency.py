@@ -174,7 +174,9 @@ def run_metrics(
     with_usage = [r for r in done if r.usage_output_tokens is not None]
     usage_total = sum(r.usage_output_tokens or 0 for r in with_usage)
     disagreement = None
-    if usage_total > 0:
+    if run.uncounted:
+        notes.append(f"server usage not cross-checked with the client's count: {run.uncounted}")
+    elif usage_total > 0:
         diff = sum(abs((r.usage_output_tokens or 0) - r.client_output_tokens) for r in with_usage)
         disagreement = diff / usage_total
     flagged = disagreement is not None and disagreement > TOKEN_DISAGREEMENT_LIMIT

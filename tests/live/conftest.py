@@ -46,6 +46,16 @@ def bf16_checkpoint(vllm_installed: None) -> Path:
 
 
 @pytest.fixture(scope="session")
+def transformers_checkpoint() -> Path:
+    """The embedded fp32 checkpoint, for ``transformers serve`` (which needs accelerate)."""
+    if importlib.util.find_spec("accelerate") is None:
+        pytest.skip(
+            "transformers serve needs accelerate (pip install 'pytest-llmserve[transformers]')"
+        )
+    return _checkpoint("fp32")
+
+
+@pytest.fixture(scope="session")
 def f16_gguf() -> Path:
     """The embedded model as llama.cpp's F16 GGUF, converted from the bf16 checkpoint
     (the first use builds llama.cpp from source: several minutes on 2 cores)."""

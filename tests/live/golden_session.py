@@ -107,7 +107,7 @@ def talk_to(server: Server, max_model_len: int, error_cases: tuple[str, ...]) ->
         framework=framework,
         served_name=name,
         max_model_len=max_model_len,
-        version=framework.server_version(server.base_url, headers),
+        version=framework.server_version(server.base_url, headers) or _installed(framework),
         startup_log=startup_log,
         facts=server.facts,
         metrics="",
@@ -120,11 +120,19 @@ def talk_to(server: Server, max_model_len: int, error_cases: tuple[str, ...]) ->
         for case in error_cases
     }
     contract = framework.metric_contract()
-    assert contract is not None
+    if contract is None:
+        return session  # no metrics endpoint: no page to keep
     r = httpx.get(server.base_url + contract.path, headers=headers, timeout=30.0, trust_env=False)
     assert r.status_code == 200, f"{contract.path} answered {r.status_code}"
     session.metrics = r.text
     return session
+
+
+def _installed(framework: Framework) -> str | None:
+    """The version of the package a server started from this Python runs: the folder's
+    name for a framework that reports none over HTTP (transformers serve)."""
+    version = framework.version()
+    return version.split()[0] if version else None
 
 
 def update_expected(folder: Path, **sections: Any) -> None:
@@ -152,7 +160,8 @@ def record(session: Session, placeholders: dict[str, str]) -> Path:
     folder = session.folder()
     (folder / golden.ERRORS).mkdir(parents=True, exist_ok=True)
     (folder / "startup.log").write_text(golden.sanitize(session.startup_log, placeholders))
-    (folder / golden.METRICS).write_text(golden.sanitize(session.metrics, placeholders))
+    if session.metrics:
+        (folder / golden.METRICS).write_text(golden.sanitize(session.metrics, placeholders))
     stream = golden.sanitize(session.stream.decode(), placeholders)
     (folder / golden.STREAM).write_bytes(stream.encode())
     for case, answer in session.errors.items():
@@ -164,11 +173,12 @@ def record(session: Session, placeholders: dict[str, str]) -> Path:
         }
         text = json.dumps(entry, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
         (folder / golden.ERRORS / f"{case}.json").write_text(golden.sanitize(text, placeholders))
+    request = json.loads(golden.sanitize(json.dumps(session.stream_request), placeholders))
     update_expected(
         folder,
-        served_name=session.served_name,
+        served_name=golden.sanitize(session.served_name, placeholders),
         startup_logs={"startup.log": facts_json(session.facts)},
-        stream_request=session.stream_request,
+        stream_request=request,
     )
     return folder
 

@@ -172,7 +172,10 @@ def test_pyproject_tool_llmserve_is_the_profile(pytester: pytest.Pytester) -> No
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ('framework = "vllm"', "*framework: 'vlm' is not valid (valid: llamacpp, vllm)*"),
+        (
+            'framework = "vllm"',
+            "*framework: 'vlm' is not valid (valid: llamacpp, transformers, vllm)*",
+        ),
         (
             'precision = "bf16"',
             "*precision: 'int3' is not valid (valid: fp32, fp16, bf16, fp8, int8, int4)*",

@@ -22,6 +22,7 @@ from pytest_llmserve.client.dialects import Prompt, for_framework
 from pytest_llmserve.client.sse import SSEParser
 from pytest_llmserve.frameworks import registry
 from pytest_llmserve.frameworks.base import Framework
+from pytest_llmserve.frameworks.openai_compat import OpenAICompatible
 from pytest_llmserve.load.records import RequestRecord
 from pytest_llmserve.measure.prometheus import parse
 from tests import golden
@@ -154,7 +155,10 @@ def test_engine_facts_read_the_golden_startup_log(
 ) -> None:
     g = _recorded(name, g)
     assert log is not None, f"{g.id}: no startup log (startup.log): {golden.HOW_TO_RECORD}"
-    facts = registry.get(name).engine_facts(g.startup_logs()[log])
+    framework = registry.get(name)
+    if type(framework).engine_facts is OpenAICompatible.engine_facts:
+        pytest.skip(f"{name}'s log says nothing of what it applied: its module reads no facts")
+    facts = framework.engine_facts(g.startup_logs()[log])
     assert facts.dtype is not None, f"{log}: no dtype read"
     assert facts.evidence, f"{log}: no evidence lines"
     want = g.expected().get("startup_logs", {}).get(log)
@@ -240,6 +244,8 @@ def test_error_schema_rejects_another_frameworks_bodies(name: str, body: golden.
     framework = registry.get(name)
     if body.framework in registry.names() and _same_schema(framework, registry.get(body.framework)):
         pytest.skip(f"{name} and {body.framework} share one error schema")
+    if body.framework == framework.error_schema:
+        pytest.skip(f"{name} answers with {body.framework}'s own error body")
     assert framework.error_body_problems(body.body), (
         f"{name}'s error schema accepts {body.framework}'s body {json.dumps(body.body)}"
     )

@@ -139,7 +139,12 @@ def test_tgi_rejects_token_id_prompts() -> None:
 
 
 def test_dialects_are_registered_by_name() -> None:
-    assert set(DIALECTS) == {"openai-completions", "openai-chat", "tgi-generate"}
+    assert set(DIALECTS) == {
+        "openai-completions",
+        "openai-chat",
+        "hf-generation-config",
+        "tgi-generate",
+    }
     assert all(d.name == name for name, d in DIALECTS.items())
 
 

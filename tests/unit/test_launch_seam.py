@@ -175,13 +175,13 @@ def test_plugins_add_frameworks_and_launchers_and_may_replace_a_builtin() -> Non
     frameworks.install([Broken(), mine])
     launchers.install([launcher])
     try:
-        assert frameworks.names() == ("broken", "llamacpp", "vllm")
+        assert frameworks.names() == ("broken", "llamacpp", "transformers", "vllm")
         assert frameworks.get("vllm") is mine
         assert launchers.get("fake") is launcher
         assert launchers.names() == ("external", "fake", "process")
     finally:
         frameworks.install([])
         launchers.install([])
-    assert frameworks.names() == ("llamacpp", "vllm")
+    assert frameworks.names() == ("llamacpp", "transformers", "vllm")
     with pytest.raises(KeyError, match="unknown launcher 'fake' \\(valid: external, process\\)"):
         launchers.get("fake")

@@ -411,10 +411,12 @@ def test_a_named_dialect_overrides_the_frameworks(monkeypatch: pytest.MonkeyPatc
 
 def test_an_unknown_dialect_names_the_valid_ones() -> None:
     endpoint = Endpoint("http://127.0.0.1:9", "m", _Misnamed())
-    valid = r"\(valid: openai-chat, openai-completions, tgi-generate\)"
+    valid = r"\(valid: hf-generation-config, openai-chat, openai-completions, tgi-generate\)"
     with pytest.raises(ValueError, match=r"misnamed: stream_dialect: .*'openai-complete' " + valid):
         runner.run_sync(endpoint, PROMPTS, Schedule(1, concurrency=1))
-    with pytest.raises(ValueError, match=r"no streaming dialect 'sse' \(valid: openai-chat"):
+    with pytest.raises(
+        ValueError, match=r"no streaming dialect 'sse' \(valid: hf-generation-config"
+    ):
         runner.run_sync(endpoint, PROMPTS, Schedule(1, concurrency=1), dialect="sse")
 
 
