@@ -10,13 +10,19 @@
 #   run(carry=[".gpu/gguf.part-ab"]):                      bash benchmarks/gpu/llamacpp_cuda.sh serve
 #                                                     (or) bash benchmarks/gpu/llamacpp_cuda.sh suites
 #
+# For the CPU default's precisions there too (F16, Q8_0, Q4_K_M, made from the same
+# weights by llama.cpp's own tools), `variants` between the two, with the wheels of
+# transformers_serve.sh (`gguf`), and `suites` after it, each within 30 s of the last:
+#   run(carry=[".gpu/gguf.part-ab", ".whl"]):  bash benchmarks/gpu/llamacpp_cuda.sh variants
+#   run(carry=[".gpu/gguf.part-ab"]):          bash benchmarks/gpu/llamacpp_cuda.sh suites
+#
 # A call carries at most 64 MiB, so the embedded model's 98 MB GGUF travels in two
 # pieces. The build (about 4 min on 16 cores) runs in its own process session so that
 # it outlives the first call; the second waits for it. The suites' report and JUnit XML
 # come back in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-step=${1:?pack, build, serve or suites}
+step=${1:?pack, build, variants, serve or suites}
 BUILD=/tmp/llamacpp-cuda
 # `serve` and `suites`: the GGUF joined from its pieces, and the build waited for.
 model_and_build() {
@@ -49,7 +55,7 @@ build)
     -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_APP=OFF \
     -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF > $BUILD/build.log 2>&1 \
-    && ninja -C build -j16 llama-server >> $BUILD/build.log 2>&1; echo \$? > $BUILD/built" \
+    && ninja -C build -j16 llama-server llama-quantize >> $BUILD/build.log 2>&1; echo \$? > $BUILD/built" \
     < /dev/null > /dev/null 2>&1 &
   echo "build started in $BUILD"
   ;;
@@ -63,32 +69,49 @@ serve)
     --url http://127.0.0.1:8080 --server-pid "$pid" --concurrency 1 4 16 64
   kill "$pid"
   ;;
+variants)
+  # The CPU default's precisions made there as the embedded catalog makes them here:
+  # the shipped Q4_1 GGUF dequantized to a bf16 checkpoint (our model builder; the
+  # `gguf` wheel travels in .whl/, see transformers_serve.sh wheels), llama.cpp's
+  # converter to F16, its llama-quantize to Q8_0 and Q4_K_M.
+  model_and_build
+  [ -d /tmp/site/gguf ] || python3 -m pip install -q --no-index --no-deps --no-compile \
+    --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  PYTHONPATH=/tmp/site:. python3 -m pytest_llmserve.models.build_script \
+    --recipe-json '{"kind": "convert", "dtype": "bfloat16"}' --gguf "$BUILD"/model.gguf \
+    --out "$BUILD"/bf16 2>&1 | tail -2
+  PYTHONPATH=. python3 -c "from pathlib import Path; from pytest_llmserve.models.gguf_variants \
+import converter_view; converter_view(Path('$BUILD/bf16'), Path('$BUILD/view'))"
+  PYTHONPATH="$BUILD"/llama.cpp/gguf-py python3 "$BUILD"/llama.cpp/convert_hf_to_gguf.py \
+    "$BUILD"/view --outtype f16 --outfile "$BUILD"/f16.gguf 2>&1 | tail -1
+  for q in Q8_0 Q4_K_M; do
+    "$BUILD"/llama.cpp/build/bin/llama-quantize "$BUILD"/f16.gguf "$BUILD/$q.gguf" "$q" 2>&1 | tail -1
+  done
+  ls -la "$BUILD"/*.gguf
+  ;;
 suites)
   # The readiness suites (`pytest -m gpu`) against llama.cpp on the GPU, from this
-  # checkout (the plugin by -p: nothing is installed there), with a one-target profile.
+  # checkout (the plugin by -p: nothing is installed there): the shipped Q4_1 file, and
+  # the F16, Q8_0 and Q4_K_M files where `variants` made them.
   model_and_build
   cat > "$BUILD"/gpu.toml <<'TOML'
 name = "h200-llamacpp"
 
-[[targets]]
-name = "llamacpp-smollm2-q4_1-gpu"
+[defaults]
 framework = "llamacpp"
-model = "model.gguf"
-precision = "int4"
-method = "q4_1"
 device = "gpu"
 max_model_len = 2048
 
-[targets.checks.workload]
+[defaults.checks.workload]
 input_tokens = 128
 output_tokens = 64
 
-[targets.checks.throughput]
+[defaults.checks.throughput]
 concurrency = 16
 requests = 160
 min_output_tok_s = 1000
 
-[targets.checks.latency]
+[defaults.checks.latency]
 concurrency = 4
 requests = 500
 output_tokens = 16
@@ -96,30 +119,40 @@ percentile = "p99"
 max_ttft_s = 0.2
 max_tpot_s = 0.01
 
-[targets.checks.goodput]
+[defaults.checks.goodput]
 max_ttft_s = 0.2
 max_tpot_s = 0.01
 min_rps = 20
 
-[targets.checks.scaling]
+[defaults.checks.scaling]
 min_ratio = 2.0
 
-[targets.checks.sweep]
+[defaults.checks.sweep]
 concurrency = [1, 4, 16, 64]
 requests = 64
 
-[targets.checks.footprint]
+[defaults.checks.footprint]
 max_startup_s = 30
 max_gpu_memory_gib = 4
 
-# One GPU: the layout is its own reference (a lent machine has one H200); the check
+# One GPU: each layout is its own reference (a lent machine has one H200); the check
 # shows the GPU the server held memory on and judges that GPU's peak memory.
-[targets.checks.layout_scaling]
-reference = "llamacpp-smollm2-q4_1-gpu"
+[defaults.checks.layout_scaling]
+reference = "set per target"
 concurrency = 16
 requests = 160
 max_memory_per_device_gib = 4
 TOML
+  # name, file, precision, method: the shipped Q4_1, and what `variants` made.
+  for v in "q4_1 model.gguf int4 q4_1" "f16 f16.gguf fp16 -" "q8_0 Q8_0.gguf int8 q8_0" \
+           "q4_k_m Q4_K_M.gguf int4 q4_k_m"; do
+    read -r tag file precision method <<< "$v"
+    [ -f "$BUILD/$file" ] || continue
+    name="llamacpp-smollm2-$tag-gpu"
+    { echo; echo "[[targets]]"; echo "name = \"$name\""; echo "model = \"$file\""
+      echo "precision = \"$precision\""; [ "$method" = - ] || echo "method = \"$method\""
+      echo "[targets.checks.layout_scaling]"; echo "reference = \"$name\""; } >> "$BUILD"/gpu.toml
+  done
   export LLMSERVE_LLAMA_SERVER="$BUILD"/llama.cpp/build/bin/llama-server PYTHONPATH=.
   set +e
   python3 -m pytest suites -p pytest_llmserve.plugin -p no:cacheprovider -m gpu -ra \
@@ -128,11 +161,13 @@ TOML
   echo "pytest exit code $?"
   python3 - <<'PY'
 import glob, json
-record = json.load(open(sorted(glob.glob(".llmserve/history/runs/llamacpp-*/*.json"))[-1]))
-for key, figure in record["figures"].items():
-    if key.startswith(("gpu_", "output_tok_s", "layout_")):
-        print(key, figure.get("value"), figure.get("unit"), figure.get("note") or "")
+for path in sorted(glob.glob(".llmserve/history/runs/llamacpp-*/*.json")):
+    record = json.load(open(path))
+    for key, figure in record["figures"].items():
+        if key.startswith(("gpu_", "output_tok_s", "layout_", "ttft_p99", "tpot_p99")):
+            print(record["target"], key, figure.get("value"), figure.get("unit"),
+                  figure.get("note") or "")
 PY
   ;;
-*) echo "unknown step $step (valid: pack, build, serve, suites)" >&2; exit 2 ;;
+*) echo "unknown step $step (valid: pack, build, variants, serve, suites)" >&2; exit 2 ;;
 esac
