@@ -206,7 +206,8 @@ def model_identity(target: Target, model_path: str | None) -> dict[str, Any]:
     path = Path(model_path) if model_path else None
     if path is None or not path.exists():
         return {"model_hash": None, "model_hash_method": "not visible from here"}
-    marker = path / "llmserve-build.json"
+    # A GGUF variant is served as the one file inside its build folder.
+    marker = (path if path.is_dir() else path.parent) / "llmserve-build.json"
     if marker.is_file():
         try:
             key = json.loads(marker.read_text(encoding="utf-8"))["key"]

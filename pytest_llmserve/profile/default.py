@@ -228,8 +228,9 @@ def baseline_precision(choice: str = "auto") -> str:
     return "bf16" if cpu.native_bf16(cpu.cpu_flags()) else "fp32"
 
 
-def embedded_default(baseline: str = "auto") -> Profile:
-    """The built-in profile for a baseline (``BASELINES``; ``auto`` asks the CPU)."""
+def embedded_spec(baseline: str = "auto") -> dict[str, Any]:
+    """The embedded default for a baseline as the mapping a profile file holds (a
+    benchmark rewrites it, e.g. to point its targets at servers it started)."""
     precision = baseline_precision(baseline)
     spec: dict[str, Any] = dict(EMBEDDED_DEFAULT)
     vllm_targets = FP32_TARGETS if precision == "fp32" else EMBEDDED_DEFAULT["targets"]
@@ -238,4 +239,10 @@ def embedded_default(baseline: str = "auto") -> Profile:
     checks = dict(spec["defaults"]["checks"])
     checks["accuracy"] = {**checks["accuracy"], "baseline": base_name}
     spec["defaults"] = {**spec["defaults"], "checks": checks}
-    return parse_profile(spec, source=f"{SOURCE}, {precision} baseline", base_dir=Path.cwd())
+    return spec
+
+
+def embedded_default(baseline: str = "auto") -> Profile:
+    """The built-in profile for a baseline (``BASELINES``; ``auto`` asks the CPU)."""
+    source = f"{SOURCE}, {baseline_precision(baseline)} baseline"
+    return parse_profile(embedded_spec(baseline), source=source, base_dir=Path.cwd())

@@ -56,6 +56,24 @@ def _toml_value(value: object) -> str:
     return json.dumps(value)
 
 
+def _toml_lines(values: dict[str, object]) -> str:
+    return "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items() if v is not None)
+
+
+def llamacpp_toml(model: str | Path, **fields: object) -> str:
+    """The ``key = value`` lines of one llama.cpp target serving an F16 GGUF (a file or
+    ``embedded:smollm2``), as ``vllm_cpu_toml``."""
+    values: dict[str, object] = {
+        "name": None,
+        "framework": "llamacpp",
+        "model": str(model),
+        "precision": "fp16",
+        "max_model_len": MAX_MODEL_LEN,
+        "startup_timeout_s": STARTUP_TIMEOUT_S,
+    }
+    return _toml_lines(values | fields)
+
+
 def vllm_cpu_toml(model: str | Path, **fields: object) -> str:
     """The ``key = value`` lines of one vLLM CPU target, for a ``[[targets]]`` or
     ``[defaults]`` table; ``fields`` override or add keys, and a key set to None is
@@ -70,5 +88,4 @@ def vllm_cpu_toml(model: str | Path, **fields: object) -> str:
         "env": dict(EMBEDDED_ENV),
         "startup_timeout_s": STARTUP_TIMEOUT_S,
     }
-    values.update(fields)
-    return "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items() if v is not None)
+    return _toml_lines(values | fields)

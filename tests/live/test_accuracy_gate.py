@@ -5,7 +5,9 @@ the same token ids: the baseline (this CPU's, bf16 or fp32: ``targets.PRECISION`
 the baseline again (a fresh server: rerunning it against itself), a "precision trap"
 (int8 declared on the baseline checkpoint: at bf16 with a flag vLLM CPU accepts and
 ignores, "Quantizing 0 layers"; at fp32, where vLLM refuses that flag, with nothing
-behind the declaration), and int4 GPTQ.
+behind the declaration), and int4 GPTQ. At fp32 the trap's command line is the
+baseline's, so its server would be a third start of the same command: the second
+start's figures stand for it, declared int8 (``TRAP_IS_BASELINE``).
 Then the gate is judged at two budgets from the same measured figures: int4 must
 fail a budget tighter than its measured loss and pass one looser than it. On a CPU
 whose vLLM build has no int4 kernel (AVX2 only), int4 is neither built nor started,
@@ -15,6 +17,7 @@ and its test skips with that reason.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,11 +31,12 @@ from pytest_llmserve.launch.server import Server
 from pytest_llmserve.models import catalog
 from pytest_llmserve.profile.accuracy import AccuracyChecks
 from pytest_llmserve.profile.model import Target
-from tests.live.targets import TRAP_ARGS, baseline_target
+from tests.live.targets import PRECISION, TRAP_ARGS, baseline_target
 
 # Small but enough to separate int4's ~+20% from its budgets; the gate's power on the
 # embedded default's full sizes is reported by the suite itself.
 SPEC = AccuracyChecks("live-baseline", ppl_tokens=2048, task_items=120, concurrency=8)
+TRAP_IS_BASELINE = PRECISION == "fp32"
 
 
 def int4_target(model: Path) -> Target:
@@ -54,11 +58,13 @@ def measured(
 ) -> Iterator[dict[str, AccuracyFigures]]:
     from pytest_llmserve.models.embedded import ensure_variant
 
+    trap = baseline_target("live-trap", baseline_checkpoint, precision="int8", args=TRAP_ARGS)
     targets = [
         baseline_target("live-baseline", baseline_checkpoint),
         baseline_target("live-baseline-again", baseline_checkpoint),
-        baseline_target("live-trap", baseline_checkpoint, precision="int8", args=TRAP_ARGS),
     ]
+    if not TRAP_IS_BASELINE:
+        targets.append(trap)
     if int4_not_here is None:
         targets.append(int4_target(ensure_variant(catalog.variant("int4-gptq"), progress=print)))
     by_name = {t.name: t for t in targets}
@@ -79,6 +85,9 @@ def measured(
             server = start(t)
             out[t.name] = harness.measure(server, SPEC)
             stop(t)
+        if TRAP_IS_BASELINE:
+            again = out["live-baseline-again"]
+            out[trap.name] = replace(again, target=trap.name, precision=trap.precision_label)
         yield out
     finally:
         for server in running.values():

@@ -1,5 +1,7 @@
 """A server killed mid-run: its tests fail within 30 s with its last log lines, and the
-other targets of the session carry on (a real pytest session, two real vLLM servers)."""
+other targets of the session carry on (a real pytest session comparing two frameworks:
+the victim a real vLLM server, whose engine runs in a process of its own, the survivor
+a real llama.cpp server, which starts in a second)."""
 
 from __future__ import annotations
 
@@ -8,21 +10,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.live.targets import vllm_cpu_toml
+from pytest_llmserve.models.cache import cache_root
+from tests.live.targets import llamacpp_toml, vllm_cpu_toml
 
+CACHE = cache_root()  # read before pytester points HOME at a temporary folder
 PROFILE = """
-[defaults]
-{defaults}
 [[targets]]
-name = "victim"
-
+{victim}
 [[targets]]
-name = "survivor"
-"""
+{survivor}"""
 
 
-def _profile(model: Path) -> str:
-    return PROFILE.format(defaults=vllm_cpu_toml(model))
+def _profile(checkpoint: Path, gguf: Path) -> str:
+    return PROFILE.format(
+        victim=vllm_cpu_toml(checkpoint, name="victim"),
+        survivor=llamacpp_toml(gguf, name="survivor"),
+    )
 
 
 TESTS = """
@@ -59,15 +62,16 @@ def test_after(llm_client):
 
 
 def test_killed_server_fails_its_tests_fast_and_others_carry_on(
-    baseline_checkpoint: Path, tmp_path: Path, pytester: pytest.Pytester
+    baseline_checkpoint: Path, f16_gguf: Path, tmp_path: Path, pytester: pytest.Pytester
 ) -> None:
     profile = tmp_path / "two.toml"
-    profile.write_text(_profile(baseline_checkpoint))
+    profile.write_text(_profile(baseline_checkpoint, f16_gguf))
     mark = tmp_path / "seconds-from-kill-to-failure"
     pytester.makepyfile(test_crash=textwrap.dedent(TESTS.format(mark=str(mark))))
     result = pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "-p", "no:randomly", "-v",
         f"--llmserve-profile={profile}", f"--llmserve-log-dir={tmp_path / 'logs'}",
+        f"--llmserve-cache-dir={CACHE}",
     )  # fmt: skip
     text = result.stdout.str()
     seconds = mark.read_text()

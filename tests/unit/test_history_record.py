@@ -116,6 +116,14 @@ def test_embedded_model_hash_is_its_build_key(tmp_path: Path) -> None:
     assert ident == {"model_hash": "k" * 32, "model_hash_method": "embedded build key"}
 
 
+def test_embedded_gguf_file_hash_is_its_folders_build_key(tmp_path: Path) -> None:
+    # llama.cpp serves the one file inside the variant's build folder.
+    (tmp_path / "llmserve-build.json").write_text(json.dumps({"key": "g" * 64}))
+    (tmp_path / "model.gguf").write_bytes(b"GGUF")
+    ident = model_identity(target(), str(tmp_path / "model.gguf"))
+    assert ident == {"model_hash": "g" * 32, "model_hash_method": "embedded build key"}
+
+
 def test_git_state_outside_and_inside_a_repo(tmp_path: Path) -> None:
     assert git_state(tmp_path) == {"commit": None, "dirty": None}
     here = git_state(Path(__file__).parent)
