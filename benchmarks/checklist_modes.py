@@ -23,7 +23,7 @@ verdict may differ only towards inconclusive.
 From the repository root, in the environment ``tox -e tests`` makes:
 
     .tox/embedded/bin/python -m benchmarks.checklist_modes --framework vllm
-    .tox/embedded/bin/python -m benchmarks.checklist_modes --framework llamacpp
+    .tox/embedded/bin/python -m benchmarks.checklist_modes --framework llamacpp -- -k smoke
 """
 
 from __future__ import annotations
@@ -122,12 +122,12 @@ def _verdicts(output: str) -> dict[tuple[str, int], tuple[str, str]]:
     return out
 
 
-def _run(mode: str, profile: Path, framework: str, markers: str, work: Path) -> Session:
+def _run(mode: str, profile: Path, markers: str, work: Path, extra: list[str]) -> Session:
     cmd = [
         sys.executable, "-m", "pytest", str(SUITES), "-m", markers, "-p", "no:randomly",
         "-p", "no:cacheprovider", "-q", f"--llmserve-profile={profile}",
         f"--llmserve-verdicts={mode}", f"--llmserve-history={work / f'history-{mode}'}",
-        f"--llmserve-log-dir={work / f'logs-{mode}'}", "--llmserve-report=none",
+        f"--llmserve-log-dir={work / f'logs-{mode}'}", "--llmserve-report=none", *extra,
     ]  # fmt: skip
     print(f"\n== {mode}: {' '.join(cmd[1:])}", flush=True)
     began = time.monotonic()
@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--framework", default="vllm", help="whose targets: vllm, llamacpp")
     parser.add_argument("--first", choices=MODES, default="fixed", help="the session run first")
     parser.add_argument("--work", type=Path, default=None, help="where outputs go (a temp dir)")
+    parser.add_argument("pytest_args", nargs="*", help="after --: more pytest arguments (-k ...)")
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="checklist-modes-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -172,13 +173,13 @@ def main(argv: list[str] | None = None) -> int:
             starts[target.name] = time.monotonic() - began
             print(f"{target.name}: ready in {starts[target.name]:.1f} s at {server.base_url}")
         urls = {t.name: pool.get(t).base_url for t in profile.targets}
-        markers = " or ".join(sorted({args.framework, *(t.framework for t in profile.targets)}))
+        markers = " or ".join(sorted({t.framework for t in profile.targets}))
         order = MODES if args.first == "fixed" else MODES[::-1]
         sessions = {}
         for seed, mode in enumerate(order, start=1):
             path = work / f"{mode}.toml"
             path.write_text(_profile_toml(_external(spec, urls, seed)))
-            sessions[mode] = _run(mode, path, args.framework, markers, work)
+            sessions[mode] = _run(mode, path, markers, work, args.pytest_args)
     finally:
         pool.stop_all()
 

@@ -4,11 +4,15 @@ back to idle afterwards.
 
 Counters are cumulative and other tests move them too, so every count is a delta
 of two scrapes taken around one small load run whose requests and tokens the
-client counted itself (from each request's ``usage``).
+client counted itself (from each request's ``usage``). Its prompts are new to the
+server in every session: llama.cpp counts only the prompt tokens it evaluated, so a
+server that kept an earlier session's prompts in its cache (an external one, or one
+serving both runs of a benchmark) would count fewer than were sent.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,6 +45,7 @@ class AroundRun:
 
 
 _RUNS: dict[str, AroundRun] = {}
+_SESSION_NONCE = secrets.token_hex(4)  # mixed into the run's prompt seed
 
 
 @pytest.fixture
@@ -66,7 +71,9 @@ def around_run(
         workload = Workload(input_tokens=spec.input_tokens, output_tokens=spec.output_tokens)
         if why := llm_perf.not_measurable(workload):
             pytest.skip(why)
-        prompts = llm_perf.prompts(workload, spec.requests, run="metrics contract")
+        prompts = llm_perf.prompts(
+            workload, spec.requests, run=f"metrics contract {_SESSION_NONCE}"
+        )
 
         def scrape() -> mc.Endpoint:
             return mc.fetch(llm_endpoint.base_url, contract.path, auth=llm_endpoint.headers)

@@ -22,6 +22,7 @@
 # come back in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source benchmarks/gpu/common.sh
 step=${1:?pack, build, variants, serve or suites}
 BUILD=/tmp/llamacpp-cuda
 # `serve` and `suites`: the GGUF joined from its pieces, and the build waited for.
@@ -75,9 +76,8 @@ variants)
   # `gguf` wheel travels in .whl/, see transformers_serve.sh wheels), llama.cpp's
   # converter to F16, its llama-quantize to Q8_0 and Q4_K_M.
   model_and_build
-  [ -d /tmp/site/gguf ] || python3 -m pip install -q --no-index --no-deps --no-compile \
-    --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  PYTHONPATH=/tmp/site:. python3 -m pytest_llmserve.models.build_script \
+  install_wheels
+  PYTHONPATH="$SITE":. python3 -m pytest_llmserve.models.build_script \
     --recipe-json '{"kind": "convert", "dtype": "bfloat16"}' --gguf "$BUILD"/model.gguf \
     --out "$BUILD"/bf16 2>&1 | tail -2
   PYTHONPATH=. python3 -c "from pathlib import Path; from pytest_llmserve.models.gguf_variants \
@@ -159,15 +159,7 @@ TOML
     --llmserve-profile "$BUILD"/gpu.toml --llmserve-log-dir "$BUILD"/logs \
     --llmserve-report "${OUT:-$BUILD}"/h200-report.html --junitxml "${OUT:-$BUILD}"/h200-junit.xml
   echo "pytest exit code $?"
-  python3 - <<'PY'
-import glob, json
-for path in sorted(glob.glob(".llmserve/history/runs/llamacpp-*/*.json")):
-    record = json.load(open(path))
-    for key, figure in record["figures"].items():
-        if key.startswith(("gpu_", "output_tok_s", "layout_", "ttft_p99", "tpot_p99")):
-            print(record["target"], key, figure.get("value"), figure.get("unit"),
-                  figure.get("note") or "")
-PY
+  print_figures llamacpp- gpu_ output_tok_s layout_ ttft_p99 tpot_p99
   ;;
 *) echo "unknown step $step (valid: pack, build, variants, serve, suites)" >&2; exit 2 ;;
 esac

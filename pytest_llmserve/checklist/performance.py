@@ -238,52 +238,51 @@ class PerfHarness:
         asks with the same list (``throughput_gates``, ``latency_gates``).
         """
         key = (workload, schedule, output_tokens)
-        if key not in self._runs and (same := self._same_shape(*key)) is not None:
-            return same
-        if key not in self._runs:
-            looks = sequential.plan(
-                schedule.requests, self.verdicts if gates else "fixed",
-                needs=lambda level: max(g.needs(level) for g in gates),
+        if (cached := self._cached(*key)) is not None:
+            return cached
+        looks = sequential.plan(
+            schedule.requests, self.verdicts if gates else "fixed",
+            needs=lambda level: max(g.needs(level) for g in gates),
+        )  # fmt: skip
+        level = looks.each_level
+
+        def decided(snapshot: LoadRun) -> bool:
+            # No bootstrap at a look: the loop is sending; percentiles are exact anyway.
+            m = run_metrics(snapshot, level=level, resamples=0)
+            return all(g.judge(m).outcome != "inconclusive" for g in gates)
+
+        shape = (
+            f"{schedule.label} in={workload.input_tokens} "
+            f"out={output_tokens or workload.output_tokens} n={schedule.requests}"
+        )
+        label = f"{self.server.target.name} {shape}"
+        # The same prompts for every target (paired), other prompts for every shape.
+        prompts = self.prompts(workload, schedule.warmup + schedule.requests,
+                               output_tokens, run=shape)  # fmt: skip
+        if self.progress:
+            self.progress(f"load run: {label}")
+        sampler = gpu_sampler(self.server)
+        cpu = CpuWatch(self.server.pids) if self._cpu_target else None
+        with sampler or contextlib.nullcontext(), cpu or contextlib.nullcontext():
+            # In the framework's own streaming dialect (run_sync's default).
+            run = run_sync(
+                self.endpoint, prompts, schedule, progress=self.progress,
+                exited=self.server.exited, looks=looks.early, decided=decided,
             )  # fmt: skip
-            level = looks.each_level
-
-            def decided(snapshot: LoadRun) -> bool:
-                # No bootstrap at a look: the loop is sending; percentiles are exact anyway.
-                m = run_metrics(snapshot, level=level, resamples=0)
-                return all(g.judge(m).outcome != "inconclusive" for g in gates)
-
-            shape = (
-                f"{schedule.label} in={workload.input_tokens} "
-                f"out={output_tokens or workload.output_tokens} n={schedule.requests}"
-            )
-            label = f"{self.server.target.name} {shape}"
-            # The same prompts for every target (paired), other prompts for every shape.
-            prompts = self.prompts(workload, schedule.warmup + schedule.requests,
-                                   output_tokens, run=shape)  # fmt: skip
-            if self.progress:
-                self.progress(f"load run: {label}")
-            sampler = gpu_sampler(self.server)
-            cpu = CpuWatch(self.server.pids) if self._cpu_target else None
-            with sampler or contextlib.nullcontext(), cpu or contextlib.nullcontext():
-                # In the framework's own streaming dialect (run_sync's default).
-                run = run_sync(
-                    self.endpoint, prompts, schedule, progress=self.progress,
-                    exited=self.server.exited, looks=looks.early, decided=decided,
-                )  # fmt: skip
-            if run.stopped_by == "server_gone":
-                # Not a measurement: the test fails with the server's own last words.
-                raise ServerError(
-                    f"{self.server.target.name}: load run {label}: {'; '.join(run.notes)}",
-                    self.server.log_tail(), str(self.server.log_path or "") or None,
-                )  # fmt: skip
-            if self.progress and run.look is not None:
-                self.progress(f"decided at {looks.describe(run.look)}")
-            metrics = run_metrics(run)
-            # Gates read percentiles and rates only: no bootstrap of the means again.
-            judged = run_metrics(run, level=level, resamples=0) if len(looks.sizes) > 1 else None
-            telemetry = sampler.figures(run.started_at, run.ended_at) if sampler else None
-            self._runs[key] = Measured(label, run, metrics, tuple(gates), looks, judged,
-                                       telemetry, cpu.result if cpu else None)  # fmt: skip
+        if run.stopped_by == "server_gone":
+            # Not a measurement: the test fails with the server's own last words.
+            raise ServerError(
+                f"{self.server.target.name}: load run {label}: {'; '.join(run.notes)}",
+                self.server.log_tail(), str(self.server.log_path or "") or None,
+            )  # fmt: skip
+        if self.progress and run.look is not None:
+            self.progress(f"decided at {looks.describe(run.look)}")
+        metrics = run_metrics(run)
+        # Gates read percentiles and rates only: no bootstrap of the means again.
+        judged = run_metrics(run, level=level, resamples=0) if len(looks.sizes) > 1 else None
+        telemetry = sampler.figures(run.started_at, run.ended_at) if sampler else None
+        self._runs[key] = Measured(label, run, metrics, tuple(gates), looks, judged,
+                                   telemetry, cpu.result if cpu else None)  # fmt: skip
         return self._runs[key]
 
     @property
@@ -292,16 +291,16 @@ class PerfHarness:
 
     def has_run(self, workload: Workload, schedule: Schedule) -> bool:
         """A run of this shape is measured already (``run`` would not send anything)."""
-        return (workload, schedule, None) in self._runs or (
-            self._same_shape(workload, schedule, None) is not None
-        )
+        return self._cached(workload, schedule, None) is not None
 
-    def _same_shape(
+    def _cached(
         self, workload: Workload, schedule: Schedule, output_tokens: int | None
     ) -> Measured | None:
-        """An earlier run of this load shape planned with at least ``schedule.requests``
-        (one stopped early at a look was decided for its own bounds; a check reading it
-        gets intervals from what it measured)."""
+        """This run, or an earlier run of its load shape planned with at least
+        ``schedule.requests`` (one stopped early at a look was decided for its own
+        bounds; a check reading it gets intervals from what it measured)."""
+        if (exact := self._runs.get((workload, schedule, output_tokens))) is not None:
+            return exact
         for (w, s, out), measured in self._runs.items():
             if (w, out, s.concurrency, s.rate_rps, s.max_duration_s) == (
                 workload, output_tokens, schedule.concurrency, schedule.rate_rps,

@@ -19,6 +19,7 @@ differ, it is on purpose and said where the metric is defined:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -154,16 +155,18 @@ def run_metrics(
     e2e_s = summary([v for r in done if (v := e2e(r)) is not None], "e2e")
     itl_s = summary([g for r in done for g in itls(r)], "itl")
     # Windows shorter than a typical request give correlated window rates.
+    # Rates count what arrived in the window from every measured request: after a
+    # look, the requests sent past it were served inside the window too.
+    in_window = done + [r for r in run.past_look if r.ok and r.first_token_at is not None]
     rate_args: dict[str, Any] = {
         "start": run.started_at,
         "end": run.ended_at,
         "windows": windows,
         "level": level,
         "min_window_s": e2e_s.p50 or 0.0,
+        # A step yields at most a token (and a completion) per request in flight.
+        "resolution": float(peak_in_flight(in_window)),
     }
-    # Rates count what arrived in the window from every measured request: after a
-    # look, the requests sent past it were served inside the window too.
-    in_window = done + [r for r in run.past_look if r.ok and r.first_token_at is not None]
     end = run.ended_at
     out_events = [ev for r in in_window for ev in _output_events(r) if ev[0] <= end]
     prompt_events = [
@@ -233,6 +236,19 @@ def _end(r: RequestRecord) -> float:
 
 def _prompt_tokens(r: RequestRecord) -> int:
     return r.usage_prompt_tokens if r.usage_prompt_tokens is not None else r.prompt_tokens_sent
+
+
+def peak_in_flight(records: Sequence[RequestRecord]) -> int:
+    """The most requests that were between send and last byte at the same time."""
+    edges = sorted(
+        [(r.sent_at, 1) for r in records] + [(_end(r), -1) for r in records],
+        key=lambda e: (e[0], e[1]),  # an end before a send at the same instant
+    )
+    peak = live = 0
+    for _, step in edges:
+        live += step
+        peak = max(peak, live)
+    return peak
 
 
 def _output_events(r: RequestRecord) -> list[tuple[float, float]]:

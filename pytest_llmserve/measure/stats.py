@@ -281,6 +281,7 @@ def rate_interval(
     min_windows: int = 5,
     name: str = "",
     unit: str = "",
+    resolution: float = 0.0,
 ) -> Rate:
     """Rate of ``events`` (time, amount) over [start, end] with a batch-means interval.
 
@@ -292,6 +293,13 @@ def rate_interval(
     5-10 windows a bootstrap understates the spread (it cannot see beyond the
     observed windows), while t accounts for the small count. Events outside
     [start, end] count in the nearest window, so the point and the window rates agree.
+
+    ``resolution`` is the most that can arrive at one instant (one decode step of
+    every running request). Where a server decodes in lockstep, windows as long as
+    its waves can hold identical counts and the spread would read zero, though each
+    window's count is only known to where its two boundaries fall in a step: the
+    spread is floored at that, ``resolution / (width * sqrt(6))`` (two boundaries,
+    each uniform over one step).
     """
     duration = end - start
     total = float(sum(a for _, a in events))
@@ -313,8 +321,16 @@ def rate_interval(
     amounts = np.array([a for _, a in events], dtype=float)
     idx = np.clip(np.floor((times - start) / width), 0, k - 1).astype(int)
     per_window = np.bincount(idx, weights=amounts, minlength=k) / width
-    half = t_quantile(level, k - 1) * float(per_window.std(ddof=1)) / math.sqrt(k)
+    spread = float(per_window.std(ddof=1))
+    floor = resolution / (width * math.sqrt(6))
     note = f"batch means over {k} windows of {width:.3g} s, t with {k - 1} df"
+    if floor > spread:
+        note += (
+            f"; window spread {spread:.3g} floored at {floor:.3g}: a window's count is "
+            f"known to one step ({resolution:g} arriving at once)"
+        )
+        spread = floor
+    half = t_quantile(level, k - 1) * spread / math.sqrt(k)
     return Rate(
         name, unit, point, (max(0.0, point - half), point + half), level, k, total, duration, note
     )

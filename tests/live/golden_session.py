@@ -11,6 +11,8 @@ drift from the real server.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,10 @@ from pytest_llmserve.client.sse import SSEParser
 from pytest_llmserve.client.stale import RetryStale
 from pytest_llmserve.frameworks.base import EngineFacts, Framework
 from pytest_llmserve.launch import auth
+from pytest_llmserve.launch.process import ProcessServer
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.measure.prometheus import parse
+from pytest_llmserve.profile.model import Target
 from tests import golden
 
 STREAM_PROMPT = Prompt("Hello", prompt_tokens=1, max_tokens=4)
@@ -125,6 +129,30 @@ def talk_to(server: Server, max_model_len: int, error_cases: tuple[str, ...]) ->
     r = httpx.get(server.base_url + contract.path, headers=headers, timeout=30.0, trust_env=False)
     assert r.status_code == 200, f"{contract.path} answered {r.status_code}"
     session.metrics = r.text
+    return session
+
+
+def start_and_talk(
+    target: Target,
+    framework: Framework,
+    model: Path,
+    log: Path,
+    error_cases: tuple[str, ...],
+    vouch: Callable[[Session], None] = lambda _s: None,
+) -> Session:
+    """A live module's one server: started, asked (``talk_to``), stopped, and recorded
+    when recording, after ``vouch`` has checked the start is one worth recording."""
+    began = time.monotonic()
+    server = ProcessServer.start(target, framework, str(model), log)
+    try:
+        started_s = time.monotonic() - began
+        session = talk_to(server, target.max_model_len or 0, error_cases)
+        session.started_s = started_s
+    finally:
+        server.stop()
+    if golden.recording():
+        vouch(session)
+        record(session, {str(model): "<MODEL>"})
     return session
 
 

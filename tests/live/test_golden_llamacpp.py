@@ -9,7 +9,6 @@ truncated copy of the file for ``startup-truncated-failure.log``.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -52,28 +51,17 @@ def f16_target(name: str, model: Path) -> Target:
     )
 
 
-def _placeholders(model: Path) -> dict[str, str]:
-    return {str(model): "<MODEL>"}
-
-
 @pytest.fixture(scope="module")
 def live(f16_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> gs.Session:
     """One llama-server for the whole module: started, asked, stopped."""
     target = f16_target(SERVED_NAME, f16_gguf)
-    log = tmp_path_factory.mktemp("golden") / "llamacpp.log"
-    began = time.monotonic()
-    server = ProcessServer.start(target, LlamaCpp(), str(f16_gguf), log)
-    try:
-        started_s = time.monotonic() - began
-        session = gs.talk_to(server, MAX_MODEL_LEN, ERROR_CASES)
-        session.started_s = started_s
-    finally:
-        server.stop()
-    if golden.recording():
+
+    def vouch(session: gs.Session) -> None:
         problems = LlamaCpp().precision_problems(target, session.facts)
         assert problems == [], f"not recorded: the live F16 start reads as {problems}"
-        gs.record(session, _placeholders(f16_gguf))
-    return session
+
+    log = tmp_path_factory.mktemp("golden") / "llamacpp.log"
+    return gs.start_and_talk(target, LlamaCpp(), f16_gguf, log, ERROR_CASES, vouch)
 
 
 def test_server_reports_its_build(live: gs.Session) -> None:

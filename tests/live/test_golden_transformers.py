@@ -14,7 +14,6 @@ checkpoint whose weights are cut short for ``startup-truncated-failure.log``.
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -46,20 +45,10 @@ def fp32_target(name: str, model: Path) -> Target:
 @pytest.fixture(scope="module")
 def live(transformers_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> gs.Session:
     """One transformers serve for the whole module: started, asked, stopped."""
-    checkpoint = transformers_checkpoint
-    target = fp32_target("golden-fp32", checkpoint)
+    target = fp32_target("golden-fp32", transformers_checkpoint)
     log = tmp_path_factory.mktemp("golden") / "transformers.log"
-    began = time.monotonic()
-    server = ProcessServer.start(target, TransformersServe(), str(checkpoint), log)
-    try:
-        started_s = time.monotonic() - began
-        session = gs.talk_to(server, MAX_MODEL_LEN, ERROR_CASES)
-        session.started_s = started_s
-    finally:
-        server.stop()
-    if golden.recording():
-        gs.record(session, {str(checkpoint): "<MODEL>"})
-    return session
+    return gs.start_and_talk(target, TransformersServe(), transformers_checkpoint, log,
+                             ERROR_CASES)  # fmt: skip
 
 
 def test_its_version_is_the_installed_package(live: gs.Session) -> None:

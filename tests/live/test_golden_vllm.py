@@ -10,7 +10,6 @@ With ``LLMSERVE_RECORD_GOLDEN=1`` the same requests re-record the files instead
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from tests.live.golden_session import (  # noqa: F401 (collected here, against t
     test_metric_families_and_types_are_the_golden_ones,
     test_stream_has_the_golden_event_shapes,
 )
-from tests.live.targets import MAX_MODEL_LEN, baseline_target
+from tests.live.targets import baseline_target
 
 FRAMEWORK = "vllm"
 SERVED_NAME = "golden-bf16"
@@ -55,22 +54,15 @@ def golden_target(name: str, model: Path, **changes: object) -> Target:
 def live(bf16_checkpoint: Path, vllm: VLLM, tmp_path_factory: pytest.TempPathFactory) -> gs.Session:
     """One vLLM CPU server for the whole module: started, asked, stopped."""
     target = golden_target(SERVED_NAME, bf16_checkpoint)
-    log = tmp_path_factory.mktemp("golden") / "vllm.log"
-    began = time.monotonic()
-    server = ProcessServer.start(target, vllm, str(bf16_checkpoint), log)
-    try:
-        started_s = time.monotonic() - began
-        session = gs.talk_to(server, MAX_MODEL_LEN, ERROR_CASES)
-        session.started_s = started_s
-    finally:
-        server.stop()
-    if golden.recording():
+
+    def vouch(session: gs.Session) -> None:
         # The facts are the parser's reading, pinned; the recorder vouches for them only
         # where the framework itself judges that a bf16 target was served bf16.
         problems = vllm.precision_problems(target, session.facts)
         assert problems == [], f"not recorded: the live bf16 start reads as {problems}"
-        gs.record(session, _placeholders(bf16_checkpoint))
-    return session
+
+    log = tmp_path_factory.mktemp("golden") / "vllm.log"
+    return gs.start_and_talk(target, vllm, bf16_checkpoint, log, ERROR_CASES, vouch)
 
 
 def _placeholders(model: Path) -> dict[str, str]:

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from pytest_llmserve.load.records import LoadRun, RequestRecord
-from pytest_llmserve.measure.latency import SLO, e2e, itls, run_metrics, tpot, ttft
+from pytest_llmserve.measure.latency import (
+    SLO,
+    e2e,
+    itls,
+    peak_in_flight,
+    run_metrics,
+    tpot,
+    ttft,
+)
 
 
 def request(
@@ -197,3 +205,30 @@ def test_a_run_without_a_look_has_nothing_past_it() -> None:
     run = LoadRun(records=[request(0)], started_at=0.0, ended_at=0.8)
     assert run.past_look == []
     assert run_metrics(run).output_throughput.point == pytest.approx(3 / 0.8)
+
+
+def test_peak_in_flight_counts_overlapping_requests() -> None:
+    rs = [
+        request(0, sent=0.0, chunks=(0.5, 1.0)),
+        request(1, sent=0.2, chunks=(0.7, 1.5)),
+        request(2, sent=1.0, chunks=(1.2, 2.0)),  # sent as request 0 ends: not overlapping
+        request(3, sent=1.1, chunks=(1.3, 1.4)),
+    ]
+    assert peak_in_flight(rs) == 3  # requests 1, 2 and 3 at 1.3 s
+    assert peak_in_flight([]) == 0
+
+
+def test_lockstep_waves_get_an_interval_of_one_step_not_zero() -> None:
+    # 4 streams in lockstep, waves of 10 steps of 0.1 s: every window of one wave holds
+    # the same 40 tokens, yet a window's count is only known to within a step of 4.
+    rs = [
+        request(w * 4 + i, sent=w * 1.0, chunks=tuple(w + 0.05 + 0.1 * s for s in range(10)),
+                usage=10)
+        for w in range(6) for i in range(4)
+    ]  # fmt: skip
+    m = run_metrics(LoadRun(records=rs, started_at=0.0, ended_at=6.0, concurrency=4), windows=6)
+    assert m.output_throughput.point == pytest.approx(40.0)
+    assert m.output_throughput.interval is not None
+    low, high = m.output_throughput.interval
+    assert low < 40.0 < high
+    assert "floored" in m.output_throughput.note

@@ -260,4 +260,5 @@ def test_a_run_of_the_same_shape_with_as_many_requests_serves_a_check() -> None:
         (workload, Schedule(100, concurrency=16), 4),  # other output lengths
         (Workload(input_tokens=64, output_tokens=8), Schedule(100, concurrency=16), None),
     ]:
-        assert harness._same_shape(*other) is None, other
+        assert harness._cached(*other) is None, other
+    assert harness.has_run(workload, Schedule(100, concurrency=16))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -174,6 +176,31 @@ def test_rate_interval_of_a_perfectly_regular_stream_is_tight() -> None:
     r = rate_interval(events, 0.0, 10.0)
     assert r.point == pytest.approx(20.0)
     assert r.interval == pytest.approx((20.0, 20.0))
+
+
+def test_lockstep_steps_floor_the_spread_at_their_resolution() -> None:
+    # 16 streams decoding in lockstep, 10 steps a second, 6 s in windows of 1 s: every
+    # window holds 160 tokens, but where a boundary falls within a step is unknown.
+    events = [(i * 0.1 + 0.05, 16.0) for i in range(60)]
+    bare = rate_interval(events, 0.0, 6.0, windows=6)
+    floored = rate_interval(events, 0.0, 6.0, windows=6, resolution=16.0, unit="tok/s")
+    assert bare.interval == pytest.approx((160.0, 160.0))
+    assert floored.point == pytest.approx(160.0)
+    assert floored.interval is not None
+    half = t_quantile(0.95, 5) * (16.0 / math.sqrt(6)) / math.sqrt(6)
+    assert floored.interval == pytest.approx((160.0 - half, 160.0 + half))
+    assert "floored" in floored.note
+    assert "16 arriving at once" in floored.note
+
+
+def test_a_spread_wider_than_the_resolution_is_kept() -> None:
+    rng = np.random.default_rng(3)
+    times = np.cumsum(rng.exponential(1 / 50.0, size=3000))
+    events = [(float(t), 1.0) for t in times if t <= 40.0]
+    plain = rate_interval(events, 0.0, 40.0)
+    with_floor = rate_interval(events, 0.0, 40.0, resolution=1.0)
+    assert with_floor.interval == plain.interval
+    assert "floored" not in with_floor.note
 
 
 def test_rate_interval_refuses_a_run_too_short_for_its_windows() -> None:
