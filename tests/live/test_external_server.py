@@ -17,15 +17,22 @@ import pytest
 from pytest_llmserve.frameworks.llamacpp import LlamaCpp
 from pytest_llmserve.launch.process import ProcessServer
 from pytest_llmserve.launch.server import Server
+from pytest_llmserve.models.cache import ENV_CACHE_DIR, cache_root
 from tests.live.targets import llamacpp_toml
 from tests.live.test_golden_llamacpp import f16_target
 
 SUITES = Path(__file__).resolve().parents[2] / "suites"
+CACHE = cache_root()  # read before pytester points HOME at a temporary folder
 
 
 def test_a_server_served_twice_passes_both_sessions(
-    f16_gguf: Path, pytester: pytest.Pytester, tmp_path: Path, started: list[Server]
+    f16_gguf: Path,
+    pytester: pytest.Pytester,
+    tmp_path: Path,
+    started: list[Server],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv(ENV_CACHE_DIR, str(CACHE))  # where the llama.cpp build is
     server = ProcessServer.start(f16_target("shared", f16_gguf), LlamaCpp(), str(f16_gguf),
                                  tmp_path / "server.log")  # fmt: skip
     started.append(server)
