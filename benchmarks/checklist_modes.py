@@ -6,11 +6,11 @@ against), it starts each server once, as the plugin does (``ServerPool``), then 
 ``pytest suites`` twice against those servers through the external launcher: once
 with ``--llmserve-verdicts=fixed`` (every load run and accuracy measurement at the
 profile's full size) and once with ``sequential`` (the default: looks before the
-end, stopping once every bound is decided). The two sessions alternate order from
-one invocation to the next (``--first``), and each sends load of its own workload
-seed, so neither finds the other's prompts in a prompt cache; vLLM's prefix cache
-is also turned off (``--no-enable-prefix-caching``) because the accuracy windows are
-the same token ids in both sessions.
+end, stopping once every bound is decided). ``--first`` says which session runs
+first (fixed by default: run it both ways to see the order's effect), and each
+sends load of its own workload seed, so neither finds the other's prompts in a
+prompt cache; vLLM's prefix cache is also turned off (``--no-enable-prefix-caching``)
+because the accuracy windows are the same token ids in both sessions.
 
 It prints each verdict of both sessions side by side with the samples it took, the
 wall time of each session, the servers' start time, and the full checklist's time
@@ -29,7 +29,6 @@ From the repository root, in the environment ``tox -e tests`` makes:
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -44,6 +43,7 @@ from pytest_llmserve.launch.pool import ServerPool
 from pytest_llmserve.models.embedded import ensure_variant
 from pytest_llmserve.profile.default import embedded_spec
 from pytest_llmserve.profile.load import parse_profile
+from tests.live.targets import toml_value
 
 SUITES = Path(__file__).resolve().parents[1] / "suites"
 MODES = ("fixed", "sequential")
@@ -59,20 +59,11 @@ class Session:
     verdicts: dict[tuple[str, int], tuple[str, str]]  # (test id, nth) -> (outcome, samples)
 
 
-def _toml(value: Any) -> str:
-    # JSON strings, numbers, booleans and arrays are valid TOML; tables become inline.
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return json.dumps(value)
-
-
 def _profile_toml(spec: dict[str, Any]) -> str:
-    lines = [f"name = {_toml(spec['name'])}", "", "[defaults]"]
-    lines += [f"{k} = {_toml(v)}" for k, v in spec["defaults"].items()]
+    lines = [f"name = {toml_value(spec['name'])}", "", "[defaults]"]
+    lines += [f"{k} = {toml_value(v)}" for k, v in spec["defaults"].items()]
     for target in spec["targets"]:
-        lines += ["", "[[targets]]", *(f"{k} = {_toml(v)}" for k, v in target.items())]
+        lines += ["", "[[targets]]", *(f"{k} = {toml_value(v)}" for k, v in target.items())]
     return "\n".join(lines) + "\n"
 
 

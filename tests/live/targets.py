@@ -49,15 +49,18 @@ def baseline_target(name: str, model: Path, **changes: object) -> Target:
     return Target(**fields)  # type: ignore[arg-type]
 
 
-def _toml_value(value: object) -> str:
-    # JSON strings, numbers, booleans and arrays are valid TOML; only tables differ.
+def toml_value(value: object) -> str:
+    """``value`` as TOML: JSON strings, numbers and booleans are valid TOML; tables
+    become inline tables, also inside arrays."""
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return json.dumps(value)
 
 
 def _toml_lines(values: dict[str, object]) -> str:
-    return "".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items() if v is not None)
+    return "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items() if v is not None)
 
 
 def llamacpp_toml(model: str | Path, **fields: object) -> str:
