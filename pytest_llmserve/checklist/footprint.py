@@ -18,7 +18,6 @@ from pytest_llmserve.measure.memory import (
     ServerMemory,
     checkpoint_bytes,
     gpu_memory_bytes,
-    server_memory,
 )
 
 GIB = 2**30
@@ -39,7 +38,7 @@ def measure(server: Server) -> Footprint:
     launched = server.launched_here and server.ready.passed_at
     return Footprint(
         startup_s=server.ready.ready_s if launched else None,
-        memory=server_memory(pids) if pids else None,
+        memory=server.memory(),
         gpu_bytes=gpu_memory_bytes(pids) if pids and server.target.device == "gpu" else None,
         checkpoint_bytes=None
         if server.local_model is None
@@ -59,9 +58,10 @@ def memory_figures(fp: Footprint) -> list[Figure]:
     if m is None:
         return [Figure("host_memory_bytes", None, "bytes", note="no server process readable here")]
     procs = f"{len(m.pids)} server processes"
+    over = "" if m.container_bytes is not None else f" over {procs}"
     return [
         Figure("host_memory_bytes", float(m.headline_bytes), "bytes", len(m.pids),
-               better="lower", definition=f"{m.headline_name} over {procs}, idle"),
+               better="lower", definition=f"{m.headline_name}{over}, idle"),
         Figure("host_memory_rss_bytes", float(m.rss_bytes), "bytes", len(m.pids),
                better="lower",
                definition=f"RSS sum over {procs} (counts shared pages once per process)"),

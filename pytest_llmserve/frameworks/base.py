@@ -114,8 +114,15 @@ class Framework(Protocol):
         """Path and JSON body of the smallest real generation: one token, greedy."""
         ...
 
-    def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
-        """The argv and environment that serve ``target`` on ``host:port``."""
+    def launch_spec(
+        self, target: Target, model_path: str, host: str, port: int, *, container: bool = False
+    ) -> LaunchSpec:
+        """The argv and environment that serve ``target`` on ``host:port``.
+
+        ``container``: the argv as the framework's official image takes it, after that
+        image's ENTRYPOINT (vLLM's and llama.cpp's start their server there, so only the
+        arguments follow); nothing is looked up or built on this machine for it.
+        """
         ...
 
     def engine_facts(self, log_text: str) -> EngineFacts:

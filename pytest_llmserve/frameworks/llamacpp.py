@@ -98,11 +98,16 @@ class LlamaCpp(OpenAICompatible):
     def tokenize_body(self, served_name: str, text: str) -> dict[str, Any]:
         return {"content": text, "add_special": False}
 
-    def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
+    def launch_spec(
+        self, target: Target, model_path: str, host: str, port: int, *, container: bool = False
+    ) -> LaunchSpec:
         given = _flag_value(target.args, ("-np", "--parallel"))
         slots = int(given) if given and given.isdigit() and int(given) > 0 else DEFAULT_SLOTS
+        # The official image (ghcr.io/ggml-org/llama.cpp:server) has ENTRYPOINT
+        # ["/app/llama-server"]; only a process needs this machine's (maybe built) binary.
+        program = [] if container else [build.server_binary()]
         argv = [
-            build.server_binary(),
+            *program,
             "--model", gguf_file(model_path),
             "--alias", target.served_name or target.name,
             "--host", host,

@@ -80,7 +80,9 @@ class OpenAICompatible:
         body = {"model": served_name, "prompt": "Hello", "max_tokens": 1, "temperature": 0}
         return self.paths.completions, body
 
-    def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
+    def launch_spec(
+        self, target: Target, model_path: str, host: str, port: int, *, container: bool = False
+    ) -> LaunchSpec:
         raise NotImplementedError(f"{self.name} cannot be launched by pytest-llmserve")
 
     def engine_facts(self, log_text: str) -> EngineFacts:

@@ -77,9 +77,14 @@ class TransformersServe(OpenAICompatible):
         body = {"model": served_name, "prompt": "Hello", "generation_config": config}
         return self.paths.completions, body
 
-    def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
+    def launch_spec(
+        self, target: Target, model_path: str, host: str, port: int, *, container: bool = False
+    ) -> LaunchSpec:
+        # There is no official image: a container runs the ``transformers`` command.
+        main = "from transformers.cli.transformers import main; main()"
+        program = ["transformers"] if container else [sys.executable, "-c", main]
         argv = [
-            sys.executable, "-c", "from transformers.cli.transformers import main; main()",
+            *program,
             "serve", model_path, "--host", host, "--port", str(port),
             "--continuous-batching", "--device", _DEVICE[target.device],
             "--dtype", _DTYPE.get(target.precision, "auto"), "--log-level", "info",

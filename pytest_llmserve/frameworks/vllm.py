@@ -94,9 +94,13 @@ class VLLM(OpenAICompatible):
             "this one has AVX2 only, whose kernel library has no int4 (WNA16) kernel"
         )
 
-    def launch_spec(self, target: Target, model_path: str, host: str, port: int) -> LaunchSpec:
+    def launch_spec(
+        self, target: Target, model_path: str, host: str, port: int, *, container: bool = False
+    ) -> LaunchSpec:
+        # The official image (vllm/vllm-openai) has ENTRYPOINT ["vllm", "serve"].
+        program = [] if container else [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
         argv = [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            *program,
             "--model", model_path,
             "--served-model-name", target.served_name or target.name,
             "--host", host,

@@ -17,6 +17,7 @@ from pytest_llmserve.frameworks.base import EngineFacts, Framework
 from pytest_llmserve.launch import auth
 from pytest_llmserve.launch.launcher import StartContext
 from pytest_llmserve.launch.readiness import ReadyReport
+from pytest_llmserve.measure.memory import ServerMemory
 from pytest_llmserve.profile.model import Target
 
 
@@ -100,6 +101,9 @@ class ExternalServer:
 
     def pids(self) -> list[int]:
         return []
+
+    def memory(self) -> ServerMemory | None:
+        return None
 
     def stop(self) -> None:
         return None

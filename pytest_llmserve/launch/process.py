@@ -29,6 +29,7 @@ from pytest_llmserve.launch.ports import free_port
 from pytest_llmserve.launch.readiness import ReadyReport
 from pytest_llmserve.launch.server import Server, read_tail
 from pytest_llmserve.launch.start import start_server
+from pytest_llmserve.measure.memory import ServerMemory, server_memory
 from pytest_llmserve.profile.model import Target
 
 HOST = "127.0.0.1"
@@ -163,6 +164,10 @@ class ProcessServer:
             return [root.pid, *(c.pid for c in root.children(recursive=True))]
         except psutil.Error:
             return []
+
+    def memory(self) -> ServerMemory | None:
+        pids = self.pids()
+        return server_memory(pids) if pids else None
 
     def stop(self) -> None:
         self._stop_process()

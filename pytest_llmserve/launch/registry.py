@@ -6,13 +6,16 @@ Other packages add theirs through the ``pytest_llmserve_launchers`` hook
 
 from __future__ import annotations
 
+from pytest_llmserve.launch.docker import DockerLauncher
 from pytest_llmserve.launch.external import ExternalLauncher
 from pytest_llmserve.launch.launcher import Launcher
 from pytest_llmserve.launch.process import ProcessLauncher
 from pytest_llmserve.registry import Registry
 
 DEFAULT = "process"  # also the default of profile.model.Target.launcher
-LAUNCHERS: Registry[Launcher] = Registry("launcher", (ProcessLauncher(), ExternalLauncher()))
+LAUNCHERS: Registry[Launcher] = Registry(
+    "launcher", (ProcessLauncher(), DockerLauncher(), ExternalLauncher())
+)
 
 names = LAUNCHERS.names
 get = LAUNCHERS.get

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from pytest_llmserve.frameworks.base import EngineFacts, Framework
 from pytest_llmserve.launch.readiness import ReadyReport
+from pytest_llmserve.measure.memory import ServerMemory
 from pytest_llmserve.profile.model import Target
 
 
@@ -57,6 +58,10 @@ class Server(Protocol):
 
     def pids(self) -> list[int]:
         """Every process of the server on this machine (memory accounting); empty when remote."""
+        ...
+
+    def memory(self) -> ServerMemory | None:
+        """Its host memory now; None when none of it can be read here."""
         ...
 
     def stop(self) -> None: ...

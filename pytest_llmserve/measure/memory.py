@@ -27,14 +27,22 @@ class ServerMemory:
     rss_bytes: int
     uss_bytes: int | None
     missing: tuple[int, ...] = ()  # processes that exited or could not be read
+    # A container's own figure (its cgroup's usage less inactive file cache, as
+    # ``docker stats`` shows it): what the engine charges it, whoever owns its processes.
+    container_bytes: int | None = None
 
     @property
     def headline_bytes(self) -> int:
-        """PSS where the OS has it, else the RSS sum (an overstatement, said by its name)."""
+        """The container's figure, else PSS where the OS has it, else the RSS sum (an
+        overstatement, said by its name)."""
+        if self.container_bytes is not None:
+            return self.container_bytes
         return self.pss_bytes if self.pss_bytes is not None else self.rss_bytes
 
     @property
     def headline_name(self) -> str:
+        if self.container_bytes is not None:
+            return "container memory (cgroup usage less inactive file cache)"
         return "PSS sum" if self.pss_bytes is not None else "RSS sum"
 
 

@@ -195,9 +195,15 @@ def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
 
     launcher = launchers.get(values.get("launcher", launchers.DEFAULT))
     for key, names in owners.items():
-        if key in values and launcher.name not in names:
-            allowed = " or ".join(repr(n) for n in names)
-            raise ProfileError(f"{where}: {key}: only valid with launcher = {allowed}")
+        if key not in values or launcher.name in names:
+            continue
+        if key in names:
+            # A launcher's own table (``docker = {...}``) may stay while the target launches
+            # another way, so switching is one line; it is still checked now.
+            launchers.get(key).settings({key: values[key]}, where)
+            continue
+        allowed = " or ".join(repr(n) for n in names)
+        raise ProfileError(f"{where}: {key}: only valid with launcher = {allowed}")
     settings = launcher.settings({k: values[k] for k in launcher.keys if k in values}, where)
     model = _model(values["model"], values, where, base_dir, local=launcher.runs_here)
     return Target(

@@ -178,10 +178,10 @@ def test_plugins_add_frameworks_and_launchers_and_may_replace_a_builtin() -> Non
         assert frameworks.names() == ("broken", "llamacpp", "transformers", "vllm")
         assert frameworks.get("vllm") is mine
         assert launchers.get("fake") is launcher
-        assert launchers.names() == ("external", "fake", "process")
+        assert launchers.names() == ("docker", "external", "fake", "process")
     finally:
         frameworks.install([])
         launchers.install([])
     assert frameworks.names() == ("llamacpp", "transformers", "vllm")
-    with pytest.raises(KeyError, match="unknown launcher 'fake' \\(valid: external, process\\)"):
+    with pytest.raises(KeyError, match="unknown launcher 'fake' \\(valid: docker, external, process\\)"):
         launchers.get("fake")

@@ -330,7 +330,7 @@ def test_target_name_must_be_safe_for_test_ids(tmp_path: Path, name: str) -> Non
 
 def test_unknown_launcher_names_the_registered_ones(tmp_path: Path) -> None:
     message = profile_error(tmp_path, with_field('launcher = "k8s"'))
-    assert "launcher: 'k8s' is not valid (valid: external, process)" in message
+    assert "launcher: 'k8s' is not valid (valid: docker, external, process)" in message
 
 
 def test_external_url_must_be_http(tmp_path: Path) -> None:
