@@ -36,9 +36,10 @@ def pytest_llmserve_frameworks(config: pytest.Config) -> Sequence[Framework]:
             name = "myserver"
             paths = OpenAICompatible.paths  # or ApiPaths(health="/ping", ...)
 
-            def launch_spec(self, target, model_path, host, port):
-                argv = (sys.executable, "-m", "myserver", model_path,
-                        "--host", host, "--port", str(port))
+            def launch_spec(self, target, model_path, host, port, *, container=False):
+                # container: what its image takes after its ENTRYPOINT (launcher "docker")
+                program = () if container else (sys.executable, "-m", "myserver")
+                argv = (*program, model_path, "--host", host, "--port", str(port))
                 return LaunchSpec(argv=argv)
 
 

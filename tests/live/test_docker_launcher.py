@@ -155,46 +155,64 @@ def test_a_crashed_container_fails_its_start_with_its_last_words(
     assert "gguf" in message.lower()  # llama-server's own complaint, from the container log
 
 
-def test_a_killed_session_leaves_a_container_the_next_session_sweeps(
-    engine: Any, image: str, f16_gguf: Path, tmp_path: Path, started: list[Server]
-) -> None:
-    label = f"{docker_engine.TARGET}=swept"
+def _holding_session(tmp_path: Path, name: str, image: str, model: Path) -> list[str]:
+    """A pytest command whose one test holds a docker target's server for 10 minutes."""
     profile = tmp_path / "p.toml"
     profile.write_text(textwrap.dedent(f"""\
         [[targets]]
-        name = "swept"
+        name = "{name}"
         framework = "llamacpp"
-        model = "{f16_gguf}"
+        model = "{model}"
         precision = "fp16"
         launcher = "docker"
         docker = {{ image = "{image}" }}
         """))  # fmt: skip
-    flag = tmp_path / "server-up"
     (tmp_path / "test_hold.py").write_text(textwrap.dedent(f"""\
         import time
         from pathlib import Path
 
         def test_hold(llm_server):
-            Path({str(flag)!r}).write_text("up")
+            Path({str(tmp_path / "server-up")!r}).write_text("up")
             time.sleep(600)
         """))  # fmt: skip
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path),
-           f"--llmserve-profile={profile}", f"--llmserve-log-dir={tmp_path / 'logs'}",
-           "--llmserve-history=none"]  # fmt: skip
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path),
+            f"--llmserve-profile={profile}", f"--llmserve-log-dir={tmp_path / 'logs'}",
+            "--llmserve-history=none"]  # fmt: skip
+
+
+def _run_until_served(cmd: list[str], tmp_path: Path, sig: signal.Signals) -> None:
+    """Start the session, wait for its server, then send it ``sig`` and wait for its end."""
     env = {**os.environ, ENV_CACHE_DIR: str(CACHE)}
-    victim = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)  # fmt: skip
+    session = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while not flag.exists():
-            assert victim.poll() is None, "the session ended before its server was up"
+        while not (tmp_path / "server-up").exists():
+            assert session.poll() is None, "the session ended before its server was up"
             assert time.monotonic() < deadline, "the session's container never became ready"
             time.sleep(0.2)
-        os.kill(victim.pid, signal.SIGKILL)
-        victim.wait(timeout=30)
+        os.kill(session.pid, sig)
+        session.wait(timeout=60)
     finally:
-        if victim.poll() is None:
-            victim.kill()
+        if session.poll() is None:
+            session.kill()
+
+
+def test_a_sigterm_to_the_session_removes_its_container(
+    engine: Any, image: str, f16_gguf: Path, tmp_path: Path
+) -> None:
+    _run_until_served(_holding_session(tmp_path, "termed", image, f16_gguf), tmp_path,
+                      signal.SIGTERM)  # fmt: skip
+    label = f"{docker_engine.TARGET}=termed"
+    assert engine.containers.list(all=True, filters={"label": label}) == []
+
+
+def test_a_killed_session_leaves_a_container_the_next_session_sweeps(
+    engine: Any, image: str, f16_gguf: Path, tmp_path: Path, started: list[Server]
+) -> None:
+    cmd = _holding_session(tmp_path, "swept", image, f16_gguf)
+    _run_until_served(cmd, tmp_path, signal.SIGKILL)
+    label = f"{docker_engine.TARGET}=swept"
     [orphan] = engine.containers.list(filters={"label": label})
     assert orphan.status == "running", "SIGKILL should have left the container running"
     # A container of a session still running (this one) must survive the sweep.
@@ -206,6 +224,7 @@ def test_a_killed_session_leaves_a_container_the_next_session_sweeps(
     started.append(mine)
     (tmp_path / "test_hold.py").write_text("def test_nothing():\n    pass\n")
     # The next session sweeps at its start, and its report header says what it removed.
+    env = {**os.environ, ENV_CACHE_DIR: str(CACHE)}
     nxt = subprocess.run([c for c in cmd if c != "-q"] + ["--collect-only"], cwd=tmp_path,
                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert nxt.returncode == 0, nxt.stdout[-2000:] + nxt.stderr[-2000:]
@@ -213,3 +232,15 @@ def test_a_killed_session_leaves_a_container_the_next_session_sweeps(
     assert engine.containers.list(all=True, filters={"label": label}) == []
     assert isinstance(mine, DockerServer)
     assert mine.exited() is None, "the container of a session still running was swept"
+
+
+def test_an_image_no_registry_has_fails_its_start_naming_it(
+    engine: Any, f16_gguf: Path, tmp_path: Path
+) -> None:
+    settings = parse({"image": "llmserve-test/absent:none"}, "t")
+    target = Target(name="absent", framework="llamacpp", model=str(f16_gguf), precision="fp16",
+                    launcher="docker", launch=settings)  # fmt: skip
+    with pytest.raises(ServerStartError, match="image 'llmserve-test/absent:none' is not on the "
+                                               "engine and could not be pulled"):  # fmt: skip
+        DockerServer.start(target, LlamaCpp(), str(f16_gguf), tmp_path / "absent.log")
+    assert "pulling llmserve-test/absent:none" in (tmp_path / "absent.log").read_text()

@@ -201,6 +201,26 @@ def test_a_missing_image_that_cannot_be_pulled_is_named(engine: FakeEngine, tmp_
     assert engine.runs == []
 
 
+def test_a_missing_image_is_pulled_with_its_progress_in_the_log(
+    engine: FakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine.has_image = False
+    pulled: list[tuple[str, str]] = []
+
+    def pull(repository: str, tag: str, **_: Any) -> list[dict[str, str]]:
+        pulled.append((repository, tag))
+        engine.has_image = True
+        return [{"id": "abc", "status": "Downloading", "progress": "[==>  ] 1MB/2MB"}]
+
+    monkeypatch.setattr(engine, "api", type("Api", (), {"pull": staticmethod(pull)}), raising=False)
+    server = _launch(tmp_path, _target(tmp_path, {"image": "ghcr.io/org/server:1.2"}))
+    assert pulled == [("ghcr.io/org/server", "1.2")]
+    log = (tmp_path / "t.log").read_text()
+    assert "# llmserve: pull: abc Downloading [==>  ] 1MB/2MB" in log
+    assert engine.runs[0]["image"] == "ghcr.io/org/server:1.2"
+    server.stop()
+
+
 def test_a_refused_run_leaves_no_key_file(
     engine: FakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
