@@ -64,7 +64,7 @@ class DockerLauncher:
         if "docker" not in values:
             raise ProfileError(
                 f'{where}: docker: required when launcher is "docker", e.g. '
-                'docker = { image = "vllm/vllm-openai:v0.11.0", gpus = "all" }'
+                'docker = { image = "vllm/vllm-openai:v0.31.0", gpus = "all" }'
             )
         return parse(values["docker"], where)
 
@@ -104,6 +104,7 @@ class DockerServer:
         self.facts = EngineFacts()
         self.version: str | None = None
         self._log_start = 0
+        self._engine: Any = None
         self._container: Any = None
         self._logs: threading.Thread | None = None
         self._secrets: Path | None = None
@@ -127,15 +128,17 @@ class DockerServer:
         """Find (or pull) the image, then run the container; nothing is left on failure."""
         assert self.log_path is not None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        client = docker_engine.client(self.target.name)
-        with self.log_path.open("ab") as log:
-            self._log_start = log.tell()
-            entrypoint = docker_engine.ensure_image(client, self.settings, log, self.target.name)
-            try:
-                self._run(client, entrypoint, log)
-            except BaseException:
-                self.stop()
-                raise
+        self._engine = docker_engine.client(self.target.name)
+        try:
+            with self.log_path.open("ab") as log:
+                self._log_start = log.tell()
+                entrypoint = docker_engine.ensure_image(
+                    self._engine, self.settings, log, self.target.name
+                )
+                self._run(self._engine, entrypoint, log)
+        except BaseException:
+            self.stop()
+            raise
 
     def _run(self, client: Any, image_entrypoint: tuple[str, ...], log: Any) -> None:
         port = free_port(HOST)
@@ -284,3 +287,6 @@ class DockerServer:
             if self._secrets is not None:
                 shutil.rmtree(self._secrets, ignore_errors=True)
                 self._secrets = None
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None

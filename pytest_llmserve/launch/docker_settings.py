@@ -107,7 +107,7 @@ def parse(table: Any, where: str) -> DockerSettings:
     image = table.get("image")
     if not isinstance(image, str) or not image.strip():
         raise ProfileError(
-            f'{where}: image: required, the image\'s name (e.g. "vllm/vllm-openai:v0.11.0")'
+            f'{where}: image: required, the image\'s name (e.g. "vllm/vllm-openai:v0.31.0")'
         )
     network = _choice(table, "network", NETWORKS, "host", where)
     port = table.get("container_port")

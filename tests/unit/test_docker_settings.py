@@ -15,7 +15,7 @@ from pytest_llmserve.profile.load import parse_profile
 def test_a_full_table_becomes_typed_settings() -> None:
     s = parse(
         {
-            "image": "vllm/vllm-openai:v0.11.0",
+            "image": "vllm/vllm-openai:v0.31.0",
             "entrypoint": ["vllm", "serve"],
             "network": "bridge",
             "container_port": 8000,
@@ -32,7 +32,7 @@ def test_a_full_table_becomes_typed_settings() -> None:
         "targets[0]",
     )
     assert s == DockerSettings(
-        image="vllm/vllm-openai:v0.11.0",
+        image="vllm/vllm-openai:v0.31.0",
         entrypoint=("vllm", "serve"),
         network="bridge",
         container_port=8000,
