@@ -18,14 +18,18 @@ from pytest_llmserve.history.compare import CompareSpec, Rule, parse_compare, pa
 from pytest_llmserve.history.store import HistoryStore, open_store
 from pytest_llmserve.launch.gpu_slots import GPUS_FORM, parse_gpus
 from pytest_llmserve.measure.sequential import MODES as VERDICT_MODES
+from pytest_llmserve.profile import shards
 from pytest_llmserve.profile.default import BASELINES, embedded_default
 from pytest_llmserve.profile.load import load_profile, pyproject_profile
 from pytest_llmserve.profile.model import Profile, Target
+from pytest_llmserve.profile.shards import Shard, parse_shard
 
 INCONCLUSIVE_MODES = ("skip", "fail")
 CHECKLISTS = ("full", "quick")
 BASELINE_ENV = "LLMSERVE_EMBEDDED_BASELINE"
 NO_COMPARE = CompareSpec("none")
+# Where CI systems put the id of the run a job belongs to (GitHub adds the attempt).
+RUN_GROUP_ENV = ("GITHUB_RUN_ID", "CI_PIPELINE_ID", "BUILDKITE_BUILD_ID", "CIRCLE_WORKFLOW_ID")
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ OPTIONS = (
     ),
     _Option(
         "history",
-        "where run records are kept: a folder, sqlite:///file.db, or none",
+        "where run records are kept: a folder, sqlite:///file.db, "
+        "postgresql://user@host/db?password_env=VAR (shared by many runners), or none",
         default=".llmserve/history",
     ),
     _Option(
@@ -116,6 +121,16 @@ OPTIONS = (
         "CUDA_VISIBLE_DEVICES, else every GPU NVML sees); each GPU target's server "
         "leases tp x pp of them for itself",
     ),
+    _Option(
+        "shard",
+        "K/N: run only share K of the profile's N shares (a CI matrix of N jobs covers the "
+        "profile once; targets judged together stay together, GPU needs are balanced)",
+    ),
+    _Option(
+        "run-group",
+        "the id that joins the shards of one run in the history (default: the CI run's id "
+        f"from {', '.join(RUN_GROUP_ENV)}, else this session's run id)",
+    ),
 )
 
 
@@ -136,6 +151,8 @@ class Settings:
     checklist: str = "full"
     verdicts: str = "sequential"
     gpus: tuple[int, ...] | None = None  # --llmserve-gpus; None: the default set
+    shard: Shard | None = None  # --llmserve-shard; None: the whole profile
+    run_group: str | None = None  # None: the session's own run id
 
 
 def argparse_help(text: str) -> str:
@@ -196,6 +213,11 @@ def parse_settings(config: pytest.Config) -> Settings:
             f"(valid: {', '.join(profile.target_names)})"
         )
     selected = tuple(t for t in profile.targets if not wanted or t.name in wanted)
+    shard_text, _ = _value(config, opts["shard"])
+    shard = parse_shard(shard_text, opts["shard"].flag) if shard_text else None
+    if shard is not None:
+        share = {t.name for t in shards.select(profile.targets, shard)}
+        selected = tuple(t for t in selected if t.name in share)
     log_dir = _path(config, log_opt)
     assert log_dir is not None  # it has a default
     builder, _ = _value(config, builder_opt)
@@ -219,7 +241,23 @@ def parse_settings(config: pytest.Config) -> Settings:
         checklist=checklist,
         verdicts=verdicts,
         gpus=_gpus(config, opts["gpus"]),
+        shard=shard,
+        run_group=_run_group(config, opts["run-group"]),
     )
+
+
+def _run_group(config: pytest.Config, opt: _Option) -> str | None:
+    """The option's value, else the CI run's id, so the shards of one CI run share it."""
+    given, _ = _value(config, opt)
+    if given is not None:
+        if not given.strip() or any(c.isspace() for c in given.strip()):
+            raise ProfileError(f"{opt.flag}: {given!r}: expected an id without spaces")
+        return given.strip()
+    for var in RUN_GROUP_ENV:
+        if value := os.environ.get(var):
+            attempt = os.environ.get("GITHUB_RUN_ATTEMPT") if var == "GITHUB_RUN_ID" else None
+            return f"{value}-{attempt}" if attempt else value
+    return None
 
 
 def _gpus(config: pytest.Config, opt: _Option) -> tuple[int, ...] | None:

@@ -236,6 +236,12 @@ class LLMServeSession:
                 f"llmserve: swept {len(self.swept)} leftover(s) of killed earlier sessions:"
             )
             lines += [f"llmserve:   {line}" for line in self.swept]
+        if s.shard is not None:
+            names = ", ".join(t.name for t in s.selected) or "none (fewer units than shards)"
+            lines.append(
+                f"llmserve: shard {s.shard.text} of run group {s.run_group or 'this session'}: "
+                f"{names}"
+            )
         if s.checklist == "quick":
             lines.append(
                 "llmserve: quick checklist: the smoke suite, a short throughput floor "

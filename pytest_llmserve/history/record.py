@@ -57,6 +57,11 @@ class RunRecord:
         return bool(self.gate.get("regressed"))
 
     @property
+    def run_group(self) -> str:
+        """The CI run this record's session belonged to (older records: their own run)."""
+        return str(self.profile.get("run_group") or self.run_id)
+
+    @property
     def record_id(self) -> str:
         return f"{self.run_id}.{self.target}"
 
@@ -147,8 +152,13 @@ def build_record(
     profile: Profile,
     cost: dict[str, Any] | None = None,
     created: float | None = None,
+    run_group: str | None = None,
+    shard: str | None = None,
 ) -> RunRecord:
-    """One target's record from what the session kept about it (secrets left out)."""
+    """One target's record from what the session kept about it (secrets left out).
+
+    ``run_group`` joins the shards of one CI run (None: the session is its own group).
+    """
     info = target_info(target)
     info["framework_version"] = framework_version
     info.update(model_identity(target, model_path))
@@ -159,7 +169,12 @@ def build_record(
         target_info=info,
         machine=machine,
         project=project,
-        profile={"name": profile.name, "hash": profile_hash(profile)},
+        profile={
+            "name": profile.name,
+            "hash": profile_hash(profile),
+            "run_group": run_group or run_id,
+            "shard": shard,
+        },
         server={k: server.get(k) for k in ("ready_s", "model_seconds", "log_path", "error")},
         figures=dict(results.figures) if results else {},
         checks=tuple(results.checks) if results else (),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_llmserve.checklist.results import CheckOutcome, Figure, ResultBook
+from pytest_llmserve.errors import LLMServeError
 from pytest_llmserve.frameworks import registry
 from pytest_llmserve.history import machine
 from pytest_llmserve.history.compare import CompareSpec, Comparison, Rule, compare, pick_baseline
@@ -99,6 +100,8 @@ def finish(
     rules: tuple[Rule, ...],
     rootdir: Path,
     cost: CostTable | None = None,
+    run_group: str | None = None,
+    shard: str | None = None,
 ) -> SessionHistory:
     """Build a record for each target that measured or ran anything, compare, then keep it."""
     now = time.time()
@@ -122,51 +125,63 @@ def finish(
             profile=profile,
             cost=_cost(cost, target, results.figures if results else {}),
             created=now,
+            run_group=run_group,
+            shard=shard,
         )
         out.records.append(record)
     if store is None:
         return out
     for i, record in enumerate(out.records):
-        earlier = [r for r in store.records(record.target) if r.run_id != out.run_id]
-        baseline_run = store.baseline(spec.baseline) if spec.baseline else None
-        if spec.mode == "baseline" and baseline_run is None:
-            out.warnings.append(
-                f"no baseline named {spec.baseline!r} in {store.location} "
-                "(llmserve history accept RUN --as NAME)"
-            )
-        old = pick_baseline(earlier, spec, baseline_run)
-        against = (
-            f"baseline {spec.baseline} ({baseline_run})"
-            if spec.mode == "baseline"
-            else ", ".join(r.run_id for r in old)
-        )
-        if spec.mode != "none":
-            comp = compare(record, old, rules, against)
-            out.comparisons.append(comp)
-            gate = {
-                "compared_with": [r.run_id for r in old],
-                "rules": [r.text for r in rules],
-                "regressed": [r.metric for r in comp.regressions],
-            }
-            record = out.records[i] = replace(record, gate=gate)
-            skipped = sum(
-                1 for r in earlier if r.regressed and r.created > (old[-1].created if old else 0)
-            )
-            if skipped and spec.mode == "last":
-                comp.warnings.append(
-                    f"{record.target}: {skipped} later run(s) that regressed "
-                    "are not used as the reference"
-                )
         try:
+            out.records[i] = record = _judge(store, record, out, spec, rules)
             out.written.append(store.write(record))
-        except OSError as exc:
+        except (OSError, LLMServeError) as exc:  # a store that went away: keep the session
             out.warnings.append(
-                f"could not write the run record of {record.target} to {store.location}: {exc}"
+                f"the run record of {record.target} was not kept in {store.location}: {exc}"
             )
     out.warnings.extend(store.warnings)
     for comp in out.comparisons:
         out.warnings.extend(comp.warnings)
     return out
+
+
+def _judge(
+    store: HistoryStore, record: RunRecord, out: SessionHistory, spec: CompareSpec,
+    rules: tuple[Rule, ...],
+) -> RunRecord:  # fmt: skip
+    """``record`` compared with its history (``out`` gets the comparison), with its gate."""
+    # Never against a shard of the same run group (a retried job, another shard).
+    earlier = [
+        r for r in store.records(record.target)
+        if r.run_id != out.run_id and r.run_group != record.run_group
+    ]  # fmt: skip
+    baseline_run = store.baseline(spec.baseline) if spec.baseline else None
+    if spec.mode == "baseline" and baseline_run is None:
+        out.warnings.append(
+            f"no baseline named {spec.baseline!r} in {store.location} "
+            "(llmserve history accept RUN --as NAME)"
+        )
+    if spec.mode == "none":
+        return record
+    old = pick_baseline(earlier, spec, baseline_run)
+    against = (
+        f"baseline {spec.baseline} ({baseline_run})"
+        if spec.mode == "baseline"
+        else ", ".join(r.run_id for r in old)
+    )
+    comp = compare(record, old, rules, against)
+    out.comparisons.append(comp)
+    gate = {
+        "compared_with": [r.run_id for r in old],
+        "rules": [r.text for r in rules],
+        "regressed": [r.metric for r in comp.regressions],
+    }
+    skipped = sum(1 for r in earlier if r.regressed and r.created > (old[-1].created if old else 0))
+    if skipped and spec.mode == "last":
+        comp.warnings.append(
+            f"{record.target}: {skipped} later run(s) that regressed are not used as the reference"
+        )
+    return replace(record, gate=gate)
 
 
 def _version(framework: str, start: StartRecord | None) -> str | None:

@@ -1,15 +1,19 @@
-"""Where run records live: a folder of JSON files, or one SQLite file, chosen by URI.
+"""Where run records live: a folder of JSON files, one SQLite file, or PostgreSQL, by URI.
 
 ``--llmserve-history`` takes ``none``, a folder path (``folder:`` prefix optional),
-or ``sqlite:///relative.db`` / ``sqlite:////absolute.db``. Both stores:
+``sqlite:///relative.db`` / ``sqlite:////absolute.db``, or
+``postgresql://USER@HOST[:PORT]/DBNAME?password_env=VARNAME`` (``postgres://`` too;
+see ``history/postgres.py``: the password only ever comes from the environment).
+Every store:
 
-- write atomically (folder: a unique temp file, then ``os.replace``; SQLite: one
-  transaction, WAL journal, a busy timeout), so several sessions or xdist
-  workers may write at once and a reader never sees half a record;
-- name every record by its run id (time + random) and target, so writers never
+- writes atomically (folder: a unique temp file, then ``os.replace``; SQLite: one
+  transaction, WAL journal, a busy timeout; PostgreSQL: one transaction on a
+  connection of its own), so several sessions, xdist workers or hosts may write
+  at once and a reader never sees half a record;
+- names every record by its run id (time + random) and target, so writers never
   collide;
-- skip a file or row they cannot read (corrupt, truncated, foreign, from a newer
-  schema) with a warning naming it, and never delete or rewrite it.
+- skips a file or row it cannot read (corrupt, truncated, foreign, from a newer
+  schema) with a warning naming it, and never deletes or rewrites it.
 """
 
 from __future__ import annotations
@@ -24,9 +28,13 @@ from pathlib import Path
 from typing import Protocol
 
 from pytest_llmserve.errors import ProfileError
+from pytest_llmserve.history.postgres import PostgresStore
 from pytest_llmserve.history.record import RecordError, RunRecord, from_json
 
-URI_FORMS = "none, a folder path (or folder:PATH), sqlite:///relative.db, sqlite:////absolute.db"
+URI_FORMS = (
+    "none, a folder path (or folder:PATH), sqlite:///relative.db, sqlite:////absolute.db, "
+    "postgresql://USER@HOST[:PORT]/DBNAME?password_env=VARNAME"
+)
 
 
 class HistoryStore(Protocol):
@@ -38,6 +46,9 @@ class HistoryStore(Protocol):
 
     def records(self, target: str | None = None) -> list[RunRecord]:
         """Every readable record (of one target), oldest first."""
+
+    def records_in_group(self, group: str) -> list[RunRecord]:
+        """Every readable record whose profile names run group ``group``, oldest first."""
 
     def accept(self, run_id: str, name: str) -> int:
         """Name a run as a baseline; returns how many target records it has."""
@@ -58,6 +69,8 @@ def open_store(uri: str, base: Path) -> HistoryStore | None:
         if not value.startswith("sqlite:///") or len(value) == len("sqlite:///"):
             raise ProfileError(f"--llmserve-history: {uri!r} is not valid (valid: {URI_FORMS})")
         return SqliteStore(_anchor(Path(value[len("sqlite:///") :]), base))
+    if value.lower().startswith(("postgresql://", "postgres://")):
+        return PostgresStore(value)
     if value.startswith("folder:"):
         value = value[len("folder:") :]
     if "://" in value or not value:
@@ -125,6 +138,9 @@ class FolderStore:
                 if target is None or rec.target == target:
                     out.append(rec)
         return sorted(out, key=lambda r: (r.created, r.run_id))
+
+    def records_in_group(self, group: str) -> list[RunRecord]:
+        return [r for r in self.records() if r.profile.get("run_group") == group]
 
     def accept(self, run_id: str, name: str) -> int:
         count = sum(1 for r in self.records() if r.run_id == run_id)
@@ -202,6 +218,9 @@ class SqliteStore:
             except RecordError as exc:
                 self._warn(f"skipped row {record_id!r} of {self.path}: {exc}")
         return sorted(out, key=lambda r: (r.created, r.run_id))
+
+    def records_in_group(self, group: str) -> list[RunRecord]:
+        return [r for r in self.records() if r.profile.get("run_group") == group]
 
     def accept(self, run_id: str, name: str) -> int:
         count = sum(1 for r in self.records() if r.run_id == run_id)

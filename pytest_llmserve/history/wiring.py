@@ -42,6 +42,8 @@ def at_session_end(session: pytest.Session, llm: LLMServeSession) -> None:
         rules=s.fail_on,
         rootdir=config.rootpath,
         cost=cost if isinstance(cost, CostTable) else None,
+        run_group=s.run_group,
+        shard=s.shard.text if s.shard else None,
     )
     llm.history = hist
     if hist.records and not s.report_off:

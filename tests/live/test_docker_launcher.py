@@ -80,11 +80,13 @@ def _q8_profile(path: Path, launcher: str, image: str) -> Path:
 
 
 def test_the_suites_pass_as_a_process_and_as_a_container(
-    image: str, pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+    image: str, pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
     monkeypatch.setenv(ENV_CACHE_DIR, str(CACHE))
     figures: dict[str, dict[str, Figure]] = {}
     outcomes: dict[str, dict[str, int]] = {}
+    took: dict[str, float] = {}
     for launcher in ("process", "docker"):
         profile = _q8_profile(tmp_path / f"{launcher}.toml", launcher, image)
         history = tmp_path / f"history-{launcher}"
@@ -94,8 +96,9 @@ def test_the_suites_pass_as_a_process_and_as_a_container(
             "-p", "no:cacheprovider", f"--llmserve-profile={profile}",
             f"--llmserve-history={history}", f"--llmserve-log-dir={tmp_path / launcher}",
         )  # fmt: skip
+        took[launcher] = time.monotonic() - began
         out = result.stdout.str()
-        print(f"----- {launcher}: {time.monotonic() - began:.0f} s -----\n{out[-3000:]}")
+        print(f"----- {launcher}: {took[launcher]:.0f} s -----\n{out[-3000:]}")
         print(result.stderr.str()[-2000:])
         assert result.ret == 0, f"the suites failed through the {launcher} launcher"
         outcomes[launcher] = result.parseoutcomes()
@@ -106,11 +109,15 @@ def test_the_suites_pass_as_a_process_and_as_a_container(
     # The same tests passed both ways: none skipped in one but not in the other.
     assert outcomes["process"]["passed"] >= 20
     assert outcomes["process"] == outcomes["docker"]
-    print(f"\n{'figure':<28} {'process':>14} {'docker':>14}")
+    seconds = ", ".join(f"{k} session {v:.0f} s" for k, v in took.items())
+    # The two runs' figures side by side, in CI's log too (past pytest's capture).
+    rows = [f"\n{'figure':<28} {'process':>14} {'docker':>14}  (target q8, {seconds})"]
     for name in sorted(set(figures["process"]) & set(figures["docker"])):
         values = [figures[launcher][name].value for launcher in ("process", "docker")]
         if None not in values:
-            print(f"{name:<28} {values[0]:>14.4g} {values[1]:>14.4g}")
+            rows.append(f"{name:<28} {values[0]:>14.4g} {values[1]:>14.4g}")
+    with capsys.disabled():
+        print("\n".join(rows))
     # A container's memory is its own cgroup's figure; a process's, the PSS sum of its tree.
     memory = {launcher: figures[launcher]["host_memory_bytes"] for launcher in figures}
     assert memory["docker"].definition.startswith("container memory")

@@ -30,6 +30,8 @@ def record(
     created: float = 1.0,
     machine: dict[str, Any] | None = None,
     version: str = "0.32.0",
+    group: str | None = None,
+    shard: str | None = None,
     **figures: Figure,
 ) -> RunRecord:
     results = TargetResults(name)
@@ -50,4 +52,6 @@ def record(
         project={"commit": "abc", "dirty": False},
         profile=Profile("test", "test", (t,)),
         created=created,
+        run_group=group,
+        shard=shard,
     )

@@ -1,33 +1,67 @@
-"""The nightly-gate example parses and does what its comment promises."""
+"""The nightly-gate example parses and has the shape its comment promises.
+
+``tests/live/test_nightly_shards.py`` runs its commands against a real PostgreSQL.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from pytest_llmserve.history.compare import parse_compare, parse_rule
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nightly-gate.yml"
 
 
-def test_the_example_runs_gpu_suites_keeps_history_uploads_the_report() -> None:
+@pytest.fixture
+def flow() -> dict[str, Any]:
     yaml = pytest.importorskip("yaml")
-    flow = yaml.safe_load(EXAMPLE.read_text())
-    steps = flow["jobs"]["gate"]["steps"]
-    uses = [s.get("uses", "") for s in steps]
-    run = "\n".join(s.get("run", "") for s in steps)
-    assert any(u.startswith("actions/cache/restore") for u in uses)
-    save = next(s for s in steps if s.get("uses", "").startswith("actions/cache/save"))
-    assert save["if"] == "always()"
-    assert any(u.startswith("actions/upload-artifact") for u in uses)
-    # The suites installed with the package: the user's repository has no suites/ folder.
-    assert "pytest --pyargs pytest_llmserve.suites -m gpu" in run
-    assert "pytest suites/" not in run
-    install = next(s["run"] for s in steps if s.get("name") == "Install")
-    assert "pytest-llmserve" in install
-    assert "--llmserve-fail-on output_tok_s:-5%" in run
-    assert "--llmserve-report" in run
-    from pytest_llmserve.history.compare import parse_rule
+    loaded: dict[str, Any] = yaml.safe_load(EXAMPLE.read_text())
+    return loaded
 
-    for token in run.split():
-        if ":" in token and token.endswith("%"):
-            parse_rule(token)  # every rule in the example is valid
+
+def _run(job: dict[str, Any]) -> str:
+    return "\n".join(s.get("run", "") for s in job["steps"])
+
+
+def test_a_matrix_of_shards_then_one_verdict(flow: dict[str, Any]) -> None:
+    shard, verdict = flow["jobs"]["shard"], flow["jobs"]["verdict"]
+    matrix = shard["strategy"]["matrix"]["shard"]
+    assert matrix == list(range(1, len(matrix) + 1))
+    assert flow["env"]["SHARDS"] == str(len(matrix))
+    assert shard["strategy"]["fail-fast"] is False
+    assert verdict["needs"] == "shard"
+    assert verdict["if"] == "always()"  # a failed shard still gets its verdict
+    run = _run(shard)
+    # The suites installed with the package: the user's repository has no suites/ folder.
+    assert "pytest --pyargs pytest_llmserve.suites" in run
+    assert '--llmserve-shard "${{ matrix.shard }}/$SHARDS"' in run
+    assert '--llmserve-run-group "$LLMSERVE_RUN_GROUP"' in run
+    assert 'history compare --group "$LLMSERVE_RUN_GROUP"' in _run(verdict)
+    assert 'report --group "$LLMSERVE_RUN_GROUP"' in _run(verdict)
+    assert flow["defaults"]["run"]["shell"] == "bash"  # pipefail: `| tee` hides no failure
+
+
+def test_the_history_is_postgresql_with_the_password_by_name(flow: dict[str, Any]) -> None:
+    uri = flow["env"]["LLMSERVE_HISTORY"]
+    assert uri.startswith("postgresql://")
+    assert "password_env=LLMSERVE_DB_PASSWORD" in uri
+    assert ":" not in uri.split("://")[1].split("@")[0]  # no password in the URI
+    for job in flow["jobs"].values():
+        assert job["env"]["LLMSERVE_DB_PASSWORD"] == "${{ secrets.LLMSERVE_DB_PASSWORD }}"
+        install = next(s["run"] for s in job["steps"] if s.get("name") == "Install")
+        assert "postgres" in install
+
+
+def test_every_rule_and_mode_in_the_example_is_valid(flow: dict[str, Any]) -> None:
+    parse_compare(flow["env"]["LLMSERVE_COMPARE"])
+    rules = [t for job in flow["jobs"].values() for t in _run(job).split()
+             if ":" in t and t.endswith("%")]  # fmt: skip
+    assert len(rules) == 8
+    for token in rules:
+        parse_rule(token)
+    shard_rules = [t for t in _run(flow["jobs"]["shard"]).split() if t.endswith("%")]
+    verdict_rules = [t for t in _run(flow["jobs"]["verdict"]).split() if t.endswith("%")]
+    assert shard_rules == verdict_rules  # the night is judged as each shard judged itself
