@@ -135,7 +135,9 @@ class PostgresStore:
         return self._read(_SELECT + " WHERE target = %s" + _ORDER, (target,))
 
     def records_in_group(self, group: str) -> list[RunRecord]:
-        return self._read(_SELECT + " WHERE run_group = %s" + _ORDER, (group,))
+        # A record written before run groups is its own run's group (RunRecord.run_group).
+        where = " WHERE run_group = %s OR (run_group IS NULL AND run_id = %s)"
+        return self._read(_SELECT + where + _ORDER, (group, group))
 
     def accept(self, run_id: str, name: str) -> int:
         count = len(self._read(_SELECT + " WHERE run_id = %s", (run_id,)))

@@ -48,7 +48,7 @@ class HistoryStore(Protocol):
         """Every readable record (of one target), oldest first."""
 
     def records_in_group(self, group: str) -> list[RunRecord]:
-        """Every readable record whose profile names run group ``group``, oldest first."""
+        """Every readable record of run group ``group`` (``RunRecord.run_group``), oldest first."""
 
     def accept(self, run_id: str, name: str) -> int:
         """Name a run as a baseline; returns how many target records it has."""
@@ -140,7 +140,7 @@ class FolderStore:
         return sorted(out, key=lambda r: (r.created, r.run_id))
 
     def records_in_group(self, group: str) -> list[RunRecord]:
-        return [r for r in self.records() if r.profile.get("run_group") == group]
+        return [r for r in self.records() if r.run_group == group]
 
     def accept(self, run_id: str, name: str) -> int:
         count = sum(1 for r in self.records() if r.run_id == run_id)
@@ -220,7 +220,7 @@ class SqliteStore:
         return sorted(out, key=lambda r: (r.created, r.run_id))
 
     def records_in_group(self, group: str) -> list[RunRecord]:
-        return [r for r in self.records() if r.profile.get("run_group") == group]
+        return [r for r in self.records() if r.run_group == group]
 
     def accept(self, run_id: str, name: str) -> int:
         count = sum(1 for r in self.records() if r.run_id == run_id)
