@@ -188,6 +188,12 @@ class DockerServer:
         self, spec: LaunchSpec, secret: Mapping[str, str], image_entrypoint: tuple[str, ...]
     ) -> tuple[tuple[str, ...], list[str]]:
         entrypoint = self.settings.entrypoint or image_entrypoint
+        if not entrypoint and spec.argv[:1] and spec.argv[0].startswith("-"):
+            raise ServerStartError(
+                f"{self.target.name}: image {self.settings.image} has no ENTRYPOINT, and "
+                f"{self.framework.name}'s container argv is only arguments ({spec.argv[0]} ...): "
+                'set docker.entrypoint to the program that serves (e.g. ["vllm", "serve"])'
+            )
         if not secret:
             return entrypoint, list(spec.argv)
         return ("/bin/sh", "-c", _KEY_WRAPPER, "llmserve-key"), [*entrypoint, *spec.argv]

@@ -221,6 +221,17 @@ def test_a_missing_image_is_pulled_with_its_progress_in_the_log(
     server.stop()
 
 
+def test_an_image_without_entrypoint_needs_one_in_the_table(
+    engine: FakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FakeImage, "__init__", lambda self: setattr(self, "attrs", {}))
+    with pytest.raises(ServerStartError, match=r"has no ENTRYPOINT.*set docker.entrypoint"):
+        _launch(tmp_path, _target(tmp_path))
+    assert engine.runs == []
+    _launch(tmp_path, _target(tmp_path, {"entrypoint": ["/app/llama-server"]}))
+    assert engine.runs[0]["entrypoint"] == ["/app/llama-server"]
+
+
 def test_a_refused_run_leaves_no_key_file(
     engine: FakeEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
