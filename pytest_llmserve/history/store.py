@@ -180,7 +180,7 @@ class SqliteStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, timeout=60.0)
         db.execute("PRAGMA busy_timeout = 60000")
-        db.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(db)
         db.execute(
             "CREATE TABLE IF NOT EXISTS runs (record_id TEXT PRIMARY KEY, run_id TEXT, "
             "target TEXT, created REAL, body TEXT)"
@@ -246,6 +246,20 @@ class SqliteStore:
     def _warn(self, text: str) -> None:
         if text not in self.warnings:
             self.warnings.append(text)
+
+
+def _switch_to_wal(db: sqlite3.Connection, wait_s: float = 60.0) -> None:
+    """WAL journal, once per file. Two processes opening a new file at once may both ask,
+    and SQLite answers "database is locked" at once, without its busy timeout: wait."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _safe(name: str) -> str:
