@@ -4,10 +4,12 @@ back to idle afterwards.
 
 Counters are cumulative and other tests move them too, so every count is a delta
 of two scrapes taken around one small load run whose requests and tokens the
-client counted itself (from each request's ``usage``). Its prompts are new to the
-server in every session: llama.cpp counts only the prompt tokens it evaluated, so a
-server that kept an earlier session's prompts in its cache (an external one, or one
-serving both runs of a benchmark) would count fewer than were sent.
+client counted itself (from each request's ``usage``). llama.cpp counts only the
+prompt tokens it evaluated, not a prefix it reused from its prompt cache: its usage
+says how long that prefix was, and the expected count is short by as much. The
+run's prompts are new to the server in every session all the same (an external
+server, or one serving both runs of a benchmark, keeps earlier sessions' prompts),
+so that the counter is still tested on almost every token.
 """
 
 from __future__ import annotations

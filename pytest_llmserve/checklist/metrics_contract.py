@@ -142,6 +142,8 @@ class ClientTally:
     prompt_tokens: int
     generation_tokens: int
     missing_usage: int  # completed requests whose stream carried no usage
+    cached_prompt_tokens: int = 0  # usage.prompt_tokens_details.cached_tokens, summed
+    missing_cached: int = 0  # completed requests whose usage did not say how many were cached
 
 
 def tally(records: Iterable[RequestRecord]) -> ClientTally:
@@ -154,6 +156,8 @@ def tally(records: Iterable[RequestRecord]) -> ClientTally:
         prompt_tokens=sum(r.usage_prompt_tokens or 0 for r in done),
         generation_tokens=sum(r.usage_output_tokens or 0 for r in done),
         missing_usage=len(no_usage),
+        cached_prompt_tokens=sum(r.usage_cached_tokens or 0 for r in done),
+        missing_cached=sum(1 for r in done if r.usage_cached_tokens is None),
     )
 
 
@@ -166,6 +170,11 @@ class Movement:
     expected: float
     observed: float
     tolerance: float  # relative; 0 = exact
+    # A prompt-token counter that leaves out what the server took from its prompt cache:
+    # those tokens (from the usage) are already taken off ``expected``, and said in the
+    # verdict so the gap between the two counts is explained.
+    excludes_cached: bool = False
+    cached_excluded: int = 0
 
     @property
     def ok(self) -> bool:
@@ -182,9 +191,13 @@ def movements(
 ) -> list[Movement]:
     """Counter and per-request histogram deltas over the run, each with what it should be."""
     labels = {contract.model_label: served_name} if contract.model_label else {}
+    # A counter of evaluated prompt tokens (llama.cpp's) misses those the server took from
+    # its prompt cache: a prompt that begins as a cached one did (even by one token) is
+    # counted short by that prefix, as the server's own usage says.
+    cached = client.cached_prompt_tokens if contract.prompt_counter_excludes_cached else 0
     expect = {
         "requests_succeeded": (float(client.completed), 0.0),
-        "prompt_tokens": (float(client.prompt_tokens), token_tolerance),
+        "prompt_tokens": (float(client.prompt_tokens - cached), token_tolerance),
         "generation_tokens": (float(client.generation_tokens), token_tolerance),
         **{s: (float(client.completed), 0.0) for s in PER_REQUEST_HISTOGRAMS},
         # One gap per generated token after the first, in every request.
@@ -199,7 +212,9 @@ def movements(
         if found.name is None:
             continue  # reported by family_problems
         delta = value(after, found, labels) - value(before, found, labels)
-        out.append(Movement(signal, _sample_names(found)[0], expected, delta, tolerance))
+        excludes = signal == "prompt_tokens" and contract.prompt_counter_excludes_cached
+        out.append(Movement(signal, _sample_names(found)[0], expected, delta, tolerance,
+                            excludes, cached if excludes else 0))  # fmt: skip
     return out
 
 
@@ -207,12 +222,20 @@ def movement_verdict(m: Movement, client: ClientTally) -> Verdict:
     """Pass when the delta matches the client's count within tolerance; inconclusive when the
     client's own count is incomplete (failed requests, missing usage)."""
     within = "exactly" if m.tolerance == 0 else f"within {m.tolerance:.1%}"
-    said = f"{m.metric} moved by {m.observed:g}; the client counted {m.expected:g} ({within})"
+    counted = f"{m.expected:g}"
+    if m.cached_excluded:
+        counted = (f"{m.expected + m.cached_excluded:g} less {m.cached_excluded} the server "
+                   f"took from its prompt cache = {m.expected:g}")  # fmt: skip
+    said = f"{m.metric} moved by {m.observed:g}; the client counted {counted} ({within})"
     doubts = []
     if client.completed < client.sent:
         doubts.append(f"{client.sent - client.completed} of {client.sent} requests failed")
     if client.missing_usage and m.signal in ("prompt_tokens", "generation_tokens", "inter_token"):
         doubts.append(f"{client.missing_usage} completed requests reported no usage")
+    if m.signal == "prompt_tokens" and m.excludes_cached and client.missing_cached:
+        doubts.append(f"{client.missing_cached} completed requests did not say how many of "
+                      "their prompt tokens came from the prompt cache, which this counter "
+                      "leaves out")  # fmt: skip
     outcome: Outcome
     if m.ok:
         outcome, reason = "pass", said

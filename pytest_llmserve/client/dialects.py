@@ -61,6 +61,9 @@ def _usage(record: RequestRecord, usage: dict[str, Any] | None) -> None:
     if usage:
         record.usage_prompt_tokens = usage.get("prompt_tokens")
         record.usage_output_tokens = usage.get("completion_tokens")
+        details = usage.get("prompt_tokens_details")
+        if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+            record.usage_cached_tokens = details["cached_tokens"]
 
 
 class OpenAICompletions:

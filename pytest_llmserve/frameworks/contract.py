@@ -54,6 +54,9 @@ class MetricContract:
     path: str
     families: tuple[MetricFamily, ...]
     model_label: str | None = None  # e.g. vLLM's "model_name"; None: the framework has none
+    # The prompt-token counter counts only the tokens the engine evaluated, not those it
+    # took from its prompt cache (llama.cpp); vLLM's counts every prompt token.
+    prompt_counter_excludes_cached: bool = False
 
     def family(self, signal: str) -> MetricFamily | None:
         return next((f for f in self.families if f.signal == signal), None)

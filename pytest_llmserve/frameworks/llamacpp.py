@@ -63,6 +63,9 @@ METRICS = MetricContract(
         MetricFamily("prompt_tokens", "counter", ("llamacpp:prompt_tokens_total",)),
         MetricFamily("generation_tokens", "counter", ("llamacpp:tokens_predicted_total",)),
     ),
+    # n_prompt_tokens_processed: a prompt's prefix reused from a slot's cache is not
+    # evaluated, so not counted; the usage says how long it was (cached_tokens).
+    prompt_counter_excludes_cached=True,
 )
 
 

@@ -26,6 +26,9 @@ class RequestRecord:
     chunk_tokens: list[int] = field(default_factory=list)  # tokens in each such chunk
     usage_prompt_tokens: int | None = None  # from the server's `usage`
     usage_output_tokens: int | None = None
+    # usage.prompt_tokens_details.cached_tokens: how many prompt tokens the server took
+    # from its prompt cache rather than evaluated (None: it did not say)
+    usage_cached_tokens: int | None = None
     finish_reason: str | None = None
     error: str | None = None
     warmup: bool = False

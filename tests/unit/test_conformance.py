@@ -287,6 +287,10 @@ def test_golden_stream_parses_with_the_frameworks_dialect(
     assert record.usage_output_tokens, "no usage.completion_tokens"
     assert len(record.chunk_times) <= record.usage_output_tokens
     assert record.finish_reason is not None
+    metrics = registry.get(name).metric_contract()
+    if metrics is not None and metrics.prompt_counter_excludes_cached:
+        # the metrics contract takes the cached prefix off the expected count from this
+        assert record.usage_cached_tokens is not None, "no usage.prompt_tokens_details"
     if request:
         assert record.usage_output_tokens == request["body"].get("max_tokens")
     if dialect.name.startswith("openai"):

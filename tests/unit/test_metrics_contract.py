@@ -8,6 +8,7 @@ import pytest
 from pytest_llmserve.checklist import metrics_contract as mc
 from pytest_llmserve.errors import ProfileError
 from pytest_llmserve.frameworks.contract import MetricContract, MetricFamily
+from pytest_llmserve.frameworks.llamacpp import METRICS as LLAMACPP_METRICS
 from pytest_llmserve.frameworks.vllm import METRICS
 from pytest_llmserve.load.records import RequestRecord
 from pytest_llmserve.measure.prometheus import parse
@@ -152,7 +153,58 @@ def test_tally_counts_usage_of_completed_requests_only() -> None:
                        usage_output_tokens=3)  # fmt: skip
     bad = RequestRecord(1, 1.0, 5, 3, status=500, last_byte_at=2.0, error="HTTP 500")
     no_usage = RequestRecord(2, 1.0, 5, 3, status=200, last_byte_at=2.0)
-    assert mc.tally([ok, bad, no_usage]) == mc.ClientTally(3, 2, 5, 3, 1)
+    assert mc.tally([ok, bad, no_usage]) == mc.ClientTally(3, 2, 5, 3, 1, missing_cached=2)
+
+
+def test_tally_sums_what_the_server_took_from_its_prompt_cache() -> None:
+    def done(index: int, cached: int | None) -> RequestRecord:
+        return RequestRecord(index, 1.0, 5, 3, status=200, last_byte_at=2.0,
+                             usage_prompt_tokens=5, usage_output_tokens=3,
+                             usage_cached_tokens=cached)  # fmt: skip
+
+    found = mc.tally([done(0, 1), done(1, 0), done(2, None)])
+    assert (found.cached_prompt_tokens, found.missing_cached) == (1, 1)
+
+
+def _llamacpp_prompt_counter(moved_by: float, client: mc.ClientTally) -> mc.Movement:
+    """llama.cpp's prompt counter moved by ``moved_by`` around the run ``client`` counted."""
+    before = parse("llamacpp:prompt_tokens_total 100\n")
+    after = parse(f"llamacpp:prompt_tokens_total {100 + moved_by}\n")
+    moved = mc.movements(before, after, LLAMACPP_METRICS, "m", client, 0.0)
+    return next(m for m in moved if m.signal == "prompt_tokens")
+
+
+def test_a_counter_of_evaluated_tokens_is_expected_short_by_the_cached_prefix() -> None:
+    # llama.cpp reused one cached token of a prompt: it counted 511 of the 512 sent
+    client = mc.ClientTally(16, 16, 512, 256, 0, cached_prompt_tokens=1)
+    m = _llamacpp_prompt_counter(511, client)
+    verdict = mc.movement_verdict(m, client)
+    assert verdict.outcome == "pass"
+    assert verdict.reason == (
+        "llamacpp:prompt_tokens_total moved by 511; the client counted 512 less 1 the "
+        "server took from its prompt cache = 511 (exactly)"
+    )
+    assert mc.movement_verdict(_llamacpp_prompt_counter(512, client), client).outcome == "fail"
+
+
+def test_a_counter_of_every_prompt_token_is_not_excused_by_the_cache() -> None:
+    client = mc.ClientTally(4, 4, 8, 12, 0, cached_prompt_tokens=2)
+    before, after = (parse(f'vllm:prompt_tokens_total{{model_name="{MODEL}"}} {n}\n')
+                     for n in (0, 6))  # fmt: skip
+    (m,) = [m for m in mc.movements(before, after, METRICS, MODEL, client, 0.0)
+            if m.signal == "prompt_tokens"]  # fmt: skip
+    assert (m.expected, m.observed) == (8, 6)
+    assert mc.movement_verdict(m, client).outcome == "fail"
+
+
+def test_a_cache_the_usage_does_not_report_makes_a_short_count_inconclusive() -> None:
+    client = mc.ClientTally(16, 16, 512, 256, 0, missing_cached=3)
+    verdict = mc.movement_verdict(_llamacpp_prompt_counter(509, client), client)
+    assert verdict.outcome == "inconclusive"
+    assert verdict.reason.endswith(
+        "but 3 completed requests did not say how many of their prompt tokens came from the "
+        "prompt cache, which this counter leaves out"
+    )
 
 
 def test_contract_data_rejects_unknown_signal_and_type() -> None:
