@@ -63,6 +63,21 @@ def _toml_lines(values: dict[str, object]) -> str:
     return "".join(f"{k} = {toml_value(v)}\n" for k, v in values.items() if v is not None)
 
 
+# The short throughput run of the live tests that judge a floor across sessions (the
+# history gate, the nightly shards): 48 requests at 8 at once on the embedded F16 GGUF.
+SHORT_THROUGHPUT: dict[str, dict[str, object]] = {
+    "workload": {"input_tokens": 32, "output_tokens": 16},
+    "throughput": {"min_output_tok_s": 1, "concurrency": 8, "requests": 48, "warmup": 2},
+}
+
+
+def checks_toml(table: str, checks: dict[str, dict[str, object]]) -> str:
+    """``checks`` as TOML tables ``[<table>.checks.<name>]`` (``table``: "targets" for the
+    last target, "defaults" for every target)."""
+    return "".join(f"\n[{table}.checks.{name}]\n{_toml_lines(values)}"
+                   for name, values in checks.items())  # fmt: skip
+
+
 def llamacpp_toml(model: str | Path, **fields: object) -> str:
     """The ``key = value`` lines of one llama.cpp target serving an F16 GGUF (a file or
     ``embedded:smollm2``), as ``vllm_cpu_toml``."""

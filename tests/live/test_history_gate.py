@@ -22,28 +22,16 @@ from pathlib import Path
 import pytest
 
 from pytest_llmserve.models.cache import cache_root
-from tests.live.targets import llamacpp_toml
+from tests.live.targets import SHORT_THROUGHPUT, checks_toml, llamacpp_toml
 
 # Read before pytester points HOME at a temporary folder: the sessions must find
 # the embedded model's GGUF and the llama.cpp build in the user's cache.
 CACHE = cache_root()
 SUITE = Path(__file__).resolve().parents[2] / "suites" / "test_performance.py"
 TARGET = "gate-baseline"
-PROFILE = """
-name = "history-gate"
-
-[[targets]]
-{target}
-[targets.checks.workload]
-input_tokens = 32
-output_tokens = 16
-
-[targets.checks.throughput]
-min_output_tok_s = 1
-concurrency = 8
-requests = 48
-warmup = 2
-"""
+PROFILE = 'name = "history-gate"\n\n[[targets]]\n{target}' + checks_toml(
+    "targets", SHORT_THROUGHPUT
+)
 
 
 def _profile(args: list[str]) -> str:

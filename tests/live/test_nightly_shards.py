@@ -27,7 +27,7 @@ import pytest
 
 from pytest_llmserve.history.store import open_store
 from pytest_llmserve.models.cache import cache_root
-from tests.live.targets import llamacpp_toml
+from tests.live.targets import SHORT_THROUGHPUT, checks_toml, llamacpp_toml
 from tests.pg_server import running_postgres
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "nightly-gate.yml"
@@ -35,17 +35,7 @@ CACHE = cache_root()
 SHARDS = 2
 TARGETS = ("night-a", "night-b")
 SLOWED = "night-b"
-CHECKS = """
-[defaults.checks.workload]
-input_tokens = 32
-output_tokens = 16
-
-[defaults.checks.throughput]
-min_output_tok_s = 1
-concurrency = 8
-requests = 48
-warmup = 2
-"""
+CHECKS = checks_toml("defaults", SHORT_THROUGHPUT)
 
 
 def _profile(folder: Path, slowed: str | None) -> None:
