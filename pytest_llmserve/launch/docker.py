@@ -25,25 +25,22 @@ import shutil
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_llmserve.errors import ProfileError, ServerStartError
-from pytest_llmserve.frameworks.base import EngineFacts, Framework, LaunchSpec
+from pytest_llmserve.frameworks.base import Framework, LaunchSpec
 from pytest_llmserve.launch import auth, docker_engine, gpu_slots
 from pytest_llmserve.launch.docker_settings import DockerSettings, parse
 from pytest_llmserve.launch.launcher import StartContext
+from pytest_llmserve.launch.local import HOST, LocalServer
 from pytest_llmserve.launch.ports import free_port
-from pytest_llmserve.launch.readiness import ReadyReport
-from pytest_llmserve.launch.server import Server, read_tail
+from pytest_llmserve.launch.server import Server
 from pytest_llmserve.launch.start import start_server
 from pytest_llmserve.measure.memory import ServerMemory, server_memory
 from pytest_llmserve.profile.model import Target
 
-HOST = "127.0.0.1"
-STARTUP_LOG_MAX_BYTES = 4_000_000
 SECRETS_DIR = "/run/llmserve-secrets"  # where the key files are mounted in the container
 # Exports each mounted file as the variable it is named after, then runs the server.
 _KEY_WRAPPER = (
@@ -81,29 +78,16 @@ class DockerLauncher:
         return docker_engine.sweep_orphans()
 
 
-class DockerServer:
+class DockerServer(LocalServer):
     """One container for one target; ``launch.start.start_server`` makes it ready."""
-
-    launched_here = True
 
     def __init__(
         self, target: Target, framework: Framework, model_path: str, log_path: Path
     ) -> None:
         settings = target.launch
         assert isinstance(settings, DockerSettings), "docker target without its settings"
+        super().__init__(target, framework, model_path, log_path)
         self.settings = settings
-        self.target = target
-        self.framework = framework
-        self.model_path = model_path
-        self.log_path: Path | None = log_path
-        self.served_name = target.served_name or target.name
-        self.server_id = uuid.uuid4().hex[:12]
-        self.base_url = ""
-        self.started_at = 0.0
-        self.ready = ReadyReport()
-        self.facts = EngineFacts()
-        self.version: str | None = None
-        self._log_start = 0
         self._engine: Any = None
         self._container: Any = None
         self._logs: threading.Thread | None = None
@@ -114,11 +98,6 @@ class DockerServer:
         """One target through the shared start sequence, as a container serving this model."""
         ctx = StartContext(model_path=lambda _t: model_path, log_path=lambda _t: log_path)
         return start_server(DockerLauncher(), target, framework, ctx)
-
-    @property
-    def local_model(self) -> Path | None:
-        path = Path(self.model_path)
-        return path if path.exists() else None
 
     @property
     def container_id(self) -> str | None:
@@ -250,19 +229,10 @@ class DockerServer:
             return "never started"
         return docker_engine.exit_reason(self._container)
 
-    def startup_log(self) -> str:
-        """This container's output (an earlier attempt's lines in the same file are not read)."""
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        with self.log_path.open("rb") as f:
-            f.seek(self._log_start)
-            text = f.read(STARTUP_LOG_MAX_BYTES).decode("utf-8", errors="replace")
-        return auth.redact(text, self.target.api_key())
-
     def log_tail(self, lines: int = 40) -> str:
         if self._logs is not None and self.exited() is not None:
             self._logs.join(timeout=2.0)  # a crashed container's last words, written out
-        return auth.redact(read_tail(self.log_path, lines), self.target.api_key())
+        return super().log_tail(lines)
 
     def pids(self) -> list[int]:
         """The container's processes as this machine numbers them (NVML and psutil's)."""

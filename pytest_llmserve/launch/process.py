@@ -14,7 +14,6 @@ import shlex
 import signal
 import subprocess
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +21,17 @@ from typing import Any
 
 import psutil
 
-from pytest_llmserve.frameworks.base import EngineFacts, Framework
+from pytest_llmserve.frameworks.base import Framework
 from pytest_llmserve.launch import auth, gpu_slots, labels
 from pytest_llmserve.launch.launcher import StartContext
+from pytest_llmserve.launch.local import HOST, LocalServer
 from pytest_llmserve.launch.ports import free_port
-from pytest_llmserve.launch.readiness import ReadyReport
-from pytest_llmserve.launch.server import Server, read_tail
+from pytest_llmserve.launch.server import Server
 from pytest_llmserve.launch.start import start_server
 from pytest_llmserve.measure.memory import ServerMemory, server_memory
 from pytest_llmserve.profile.model import Target
 
-HOST = "127.0.0.1"
 STOP_GRACE_S = 20.0
-STARTUP_LOG_MAX_BYTES = 4_000_000
 _PORT_TAKEN = ("address already in use", "errno 98")
 
 
@@ -68,26 +65,13 @@ class ProcessLauncher:
         ]
 
 
-class ProcessServer:
+class ProcessServer(LocalServer):
     """One server process for one target; ``launch.start.start_server`` makes it ready."""
-
-    launched_here = True
 
     def __init__(
         self, target: Target, framework: Framework, model_path: str, log_path: Path
     ) -> None:
-        self.target = target
-        self.framework = framework
-        self.model_path = model_path
-        self.log_path: Path | None = log_path
-        self.served_name = target.served_name or target.name
-        self.server_id = uuid.uuid4().hex[:12]
-        self.base_url = ""
-        self.started_at = 0.0
-        self.ready = ReadyReport()
-        self.facts = EngineFacts()
-        self.version: str | None = None
-        self._log_start = 0
+        super().__init__(target, framework, model_path, log_path)
         self._proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -95,11 +79,6 @@ class ProcessServer:
         """One target through the shared start sequence, with this launcher and this model."""
         ctx = StartContext(model_path=lambda _t: model_path, log_path=lambda _t: log_path)
         return start_server(ProcessLauncher(), target, framework, ctx)
-
-    @property
-    def local_model(self) -> Path | None:
-        path = Path(self.model_path)
-        return path if path.exists() else None
 
     def launch(self) -> None:
         """Start the process on a free port, its output appended to the log file."""
@@ -142,19 +121,6 @@ class ProcessServer:
         if rc < 0:
             return f"was killed by {signal.Signals(-rc).name}"
         return f"exited with code {rc}"
-
-    def startup_log(self) -> str:
-        """This launch's output (an earlier attempt's lines in the same file are not read)."""
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        with self.log_path.open("rb") as f:
-            f.seek(self._log_start)
-            text = f.read(STARTUP_LOG_MAX_BYTES).decode("utf-8", errors="replace")
-        return auth.redact(text, self.target.api_key())
-
-    def log_tail(self, lines: int = 40) -> str:
-        # Failure messages quote this tail: a key the server echoed must not reach them.
-        return auth.redact(read_tail(self.log_path, lines), self.target.api_key())
 
     def pids(self) -> list[int]:
         if self._proc is None or self._proc.poll() is not None:
