@@ -205,5 +205,5 @@ def test_burst_past_its_bound_fails() -> None:
 
 
 def test_unknown_framework_names_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="'openai-compatible' \\(known: llamacpp, vllm\\)"):
+    with pytest.raises(ValueError, match="'openai-compatible' \\(known: llamacpp, sglang, vllm\\)"):
         rb.read_gauges(Endpoint("http://127.0.0.1:9", MODEL, OpenAICompatible()))

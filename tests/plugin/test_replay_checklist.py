@@ -1,0 +1,151 @@
+"""The whole readiness checklist against each framework we cannot run here, replayed.
+
+For every framework with a replay wire (``tests/replay/wires.py``), ``pytest suites
+-m <framework>`` runs end to end against replay servers built from its golden files:
+a baseline target, and a second one judged against it for accuracy and, where the
+framework takes one, behind an API key. Every suite must run and pass or say why it
+cannot measure (an external server has no log and no process to read here), never
+fail: a failure means the framework module and the framework's documented wire
+disagree. These are contract tests: the figures they print are the replay server's,
+never the framework's.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.replay.server import serve
+from tests.replay.wire import Wire
+from tests.replay.wires import WIRES
+from tests.stubs.logprob_model import Behaviour
+
+ROOT = Path(__file__).resolve().parents[2]
+SUITES = ROOT / "suites"
+PROMPTS = ROOT / "fixtures" / "prompts.toml"
+KEY = "replay-key"
+KEY_ENV = "REPLAY_KEY"
+# Runs a few seconds long: the replay's answers are constant, only the paths are tested.
+CHECKS = """\
+checks.throughput = { min_output_tok_s = 5, concurrency = 4, requests = 40, warmup = 2 }
+checks.robustness = { disconnect_streams = 4, disconnect_max_tokens = 64, burst_requests = 24, \
+burst_max_tokens = 4, burst_max_s = 60 }
+checks.latency = { concurrency = 2, requests = 24, warmup = 2, output_tokens = 8, \
+percentile = "p50", max_ttft_s = 5, max_tpot_s = 1 }
+"""
+# The judged target's model: the baseline's with per-token noise and no loss, as a
+# quantization that applied well scores (one that serves the baseline's exact
+# log-probabilities is caught as not applied).
+QUANTIZED = Behaviour(jitter=0.02)
+ACCURACY = (
+    'baseline = "base", max_ppl_increase = 0.02, min_score_ratio = 0.9, ppl_tokens = 2048, '
+    "window_tokens = 256, task_items = 40, concurrency = 4"
+)
+# Every suite that can run against a server started elsewhere (footprint and precision
+# read a log and processes of this machine; layout scaling starts servers).
+SUITES_RUN = {"test_smoke.py", "test_metrics_contract.py", "test_performance.py",
+              "test_error_handling.py", "test_robustness.py"}  # fmt: skip
+
+
+def workload(wire: Wire) -> str:
+    """Token-id prompts where the framework tokenizes; its own text prompts where not."""
+    if wire.tokenize is None:
+        table = f'kind = "prompt_set", prompts_file = "{PROMPTS}", output_tokens = 16'
+        return f"checks.workload = {{ {table} }}\n"
+    return "checks.workload = { input_tokens = 32, output_tokens = 16 }\n"
+
+
+def target(name: str, wire: Wire, url: str, precision: str, extra: str = "") -> str:
+    return textwrap.dedent(f"""
+        [[targets]]
+        name = "{name}"
+        framework = "{wire.framework}"
+        model = "replay"
+        served_name = "{name}"
+        precision = "{precision}"
+        launcher = "external"
+        url = "{url}"
+        max_model_len = 2048
+        startup_timeout_s = 10
+        """) + extra + workload(wire) + CHECKS  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Replayed:
+    wire: Wire
+    profile: Path
+
+
+@pytest.fixture(params=sorted(WIRES), ids=str)
+def replayed(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Replayed]:
+    """A profile of two targets on replay servers of one framework's wire."""
+    wire = WIRES[request.param]
+    key = KEY if wire.api_key else None
+    monkeypatch.setenv(KEY_ENV, KEY)
+    with ExitStack() as stack:
+        base = stack.enter_context(serve(wire, "base"))
+        judged = stack.enter_context(serve(wire, "int8", key=key, model=QUANTIZED))
+        keyed = f'api_key_env = "{KEY_ENV}"\n' if key else ""
+        profile = tmp_path / "replay.toml"
+        profile.write_text(
+            target("base", wire, base, "bf16")
+            + target("int8", wire, judged, "int8", f"{keyed}checks.accuracy = {{ {ACCURACY} }}\n")
+        )
+        yield Replayed(wire, profile)
+
+
+def _run(
+    pytester: pytest.Pytester, profile: Path, marker: str, *paths: Path
+) -> tuple[pytest.RunResult, dict[str, list[str]]]:
+    result = pytester.runpytest(
+        *map(str, paths or (SUITES,)), "-m", marker, "-p", "no:randomly", "-rA",
+        f"--llmserve-profile={profile}", "--llmserve-history=none", "--llmserve-report=none",
+        f"--llmserve-log-dir={pytester.path / 'logs'}",
+    )  # fmt: skip
+    outcomes: dict[str, list[str]] = {}
+    for line in result.outlines:
+        word = line.split(" ")[0]
+        if word in ("PASSED", "FAILED", "SKIPPED", "ERROR", "XFAIL", "XPASS"):
+            outcomes.setdefault(word, []).append(line)
+    return result, outcomes
+
+
+def _files(lines: list[str]) -> set[str]:
+    return {line.split(" ", 1)[1].split("::")[0].split("/")[-1] for line in lines if "::" in line}
+
+
+def test_every_suite_runs_against_the_replayed_wire(
+    pytester: pytest.Pytester, replayed: Replayed
+) -> None:
+    result, outcomes = _run(pytester, replayed.profile, replayed.wire.framework)
+    bad = outcomes.get("FAILED", []) + outcomes.get("ERROR", [])
+    assert result.ret == 0, "\n".join(bad) or result.stdout.str()[-4000:]
+    passed = _files(outcomes["PASSED"])
+    expected = SUITES_RUN | ({"test_auth.py"} if replayed.wire.api_key else set())
+    assert passed >= expected, passed
+    # the judged target's accuracy ran, or said why it cannot be measured
+    said = outcomes["PASSED"] + outcomes.get("SKIPPED", [])
+    accuracy = [s for s in said if "test_accuracy.py" in s and "sets no accuracy" not in s]
+    assert accuracy, "the accuracy suite neither ran nor said why not"
+
+
+def test_a_module_that_disagrees_with_the_wire_fails(
+    pytester: pytest.Pytester, replayed: Replayed
+) -> None:
+    """vLLM's module against another framework's replay: its metric names, error table and
+    version route are not that framework's, and the checklist says so."""
+    profile = replayed.profile.read_text().replace(
+        f'framework = "{replayed.wire.framework}"', 'framework = "vllm"'
+    )
+    replayed.profile.write_text(profile)
+    suites = (SUITES / "test_metrics_contract.py", SUITES / "test_error_handling.py")
+    result, outcomes = _run(pytester, replayed.profile, "vllm", *suites)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert {"test_metrics_contract.py", "test_error_handling.py"} <= _files(outcomes["FAILED"])

@@ -1,0 +1,382 @@
+"""A replay server: one framework's documented routes, streams, metrics and errors.
+
+It serves what its ``Wire`` and golden files say the framework serves (OpenAI
+completions and chat, plain and streamed, with usage; the prompt's log-probabilities
+where the framework echoes them; its tokenizer, version, health and models routes;
+its metrics page, counting what was served; its golden error answer to each bad
+input; its key check), over a toy model: tokens are UTF-8 bytes, each generated
+token is one letter, ``token_s`` apart, and log-probabilities are
+``tests.stubs.logprob_model``'s fixed function. A contract test, never a measurement.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.golden import Golden, recorded
+from tests.replay import bad_input
+from tests.replay.metrics_page import Counts, render
+from tests.replay.wire import Wire
+from tests.stubs.logprob_model import Behaviour, token_logprob
+from tests.stubs.serving import StubHandler, serving
+
+BASELINE = Behaviour()  # the toy model a replay server scores prompts with, by default
+CONTEXT_TOKENS = 2048
+PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def golden_of(wire: Wire) -> Golden:
+    """The golden folder ``wire`` replays (its framework's, at its version)."""
+    found = [g for g in recorded(wire.framework) if g.version == wire.version]
+    if not found:
+        raise LookupError(f"no golden folder tests/golden/{wire.framework}/{wire.version}")
+    return found[0]
+
+
+def _events(raw: bytes) -> list[dict[str, Any]]:
+    datas = [
+        line[len(b"data:") :].strip() for line in raw.splitlines() if line.startswith(b"data:")
+    ]
+    return [json.loads(d) for d in datas if d and d != b"[DONE]"]
+
+
+@dataclass(frozen=True)
+class StreamShape:
+    """The golden stream's chunk shapes: the first and the last that carry text (the last
+    may carry the finish reason), and those after the text (the finish reason and the
+    usage, together or apart)."""
+
+    text: dict[str, Any]
+    last_text: dict[str, Any]
+    tail: tuple[dict[str, Any], ...]
+    done: bool  # it ends with data: [DONE]
+
+    @classmethod
+    def of(cls, raw: bytes) -> StreamShape:
+        events = _events(raw)
+        texts = [i for i, e in enumerate(events)
+                 if any(c.get("text") for c in e.get("choices") or [])]  # fmt: skip
+        if not texts:
+            raise ValueError("the golden stream has no chunk that carries text")
+        first, last = texts[0], texts[-1]
+        return cls(events[first], events[last], tuple(events[last + 1 :]), b"[DONE]" in raw)
+
+
+@dataclass
+class ReplayState:
+    """What the server has served; read and written under ``lock``."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    received: int = 0
+    running: int = 0
+    prompt_tokens: int = 0
+    generated: int = 0
+    finished: Counter[str] = field(default_factory=lambda: Counter({"length": 0, "abort": 0}))
+    observed: dict[str, list[float]] = field(default_factory=dict)
+
+    def observe(self, **values: float | list[float]) -> None:
+        for meaning, v in values.items():
+            self.observed.setdefault(meaning, []).extend(v if isinstance(v, list) else [v])
+
+    def counts(self) -> Counts:
+        kv = min(1.0, 0.01 * self.running)
+        return Counts(
+            counters={"prompt_tokens": self.prompt_tokens, "generation_tokens": self.generated,
+                      "received": self.received},
+            finished=dict(self.finished),
+            gauges={"running": self.running, "waiting": 0, "kv_cache": kv},
+            observed={k: list(v) for k, v in self.observed.items()},
+        )  # fmt: skip
+
+
+def _ids(prompt: Any) -> list[int]:
+    return list(prompt.encode()) if isinstance(prompt, str) else [int(t) for t in prompt]
+
+
+def _prompts(prompt: Any) -> list[Any]:
+    """A completion's prompt as a batch: a text, an id list, or a list of either."""
+    if isinstance(prompt, str) or (isinstance(prompt, list) and prompt and _is_id(prompt[0])):
+        return [prompt]
+    return list(prompt) if isinstance(prompt, list) else [prompt]
+
+
+def _is_id(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _letter(i: int) -> str:
+    return chr(ord("a") + i % 26)
+
+
+class Replay:
+    """One replay server's behaviour; ``serve`` runs it on a port."""
+
+    def __init__(self, wire: Wire, served_name: str, *, key: str | None = None,
+                 token_s: float = 0.002, model: Behaviour = BASELINE) -> None:  # fmt: skip
+        self.wire = wire
+        self.model = model
+        self.golden = golden_of(wire)
+        self.served_name = served_name
+        self.key = key
+        self.token_s = token_s
+        self.state = ReplayState()
+        self.errors = {e.case: e for e in self.golden.errors()}
+        raw = self.golden.stream()
+        self.stream = StreamShape.of(raw) if raw else None
+        page = self.golden.metrics()
+        recorded_as = self.golden.expected().get("served_name")
+        if page is not None and recorded_as:  # its model label names the replay's model
+            page = page.replace(f'="{recorded_as}"', f'="{served_name}"')
+        self.page = page
+
+    # --- answers ------------------------------------------------------------------------
+
+    def metrics_text(self) -> str:
+        assert self.page is not None
+        with self.state.lock:
+            counts = self.state.counts()
+        return render(self.page, self.wire.metrics, counts, self.wire.finished_label)
+
+    def refusal(self, case: str) -> tuple[int, Any]:
+        """The golden answer to ``case``; a 500 saying so where none is documented, so a
+        suite that sends it fails rather than passing on an invented answer."""
+        found = self.errors.get(case)
+        if found is None:
+            return 500, {"replay": f"no documented {self.wire.framework} answer for {case}"}
+        return found.status, found.body
+
+    def usage(self, prompt_tokens: int, out: int) -> dict[str, Any]:
+        usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": out,
+                                 "total_tokens": prompt_tokens + out}  # fmt: skip
+        if self.wire.usage_cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": 0}
+        return usage
+
+    def echo_logprobs(self, ids: list[int], generated: list[int]) -> dict[str, Any]:
+        every = [*ids, *generated]
+        lps: list[float | None] = [None]
+        lps += [token_logprob(p, t, self.model) for p, t in itertools.pairwise(every)]
+        tokens = [bytes([t]).decode("latin-1") for t in every]
+        top = [{t: lp} for t, lp in zip(tokens[1:], lps[1:], strict=True)]
+        return {"tokens": tokens, "token_logprobs": lps, "top_logprobs": [None, *top],
+                "text_offset": list(range(len(every)))}  # fmt: skip
+
+
+def _handler(replay: Replay) -> type[StubHandler]:
+    wire, state = replay.wire, replay.state
+
+    class Handler(StubHandler):
+        protocol_version = "HTTP/1.1"
+
+        def authorized(self) -> bool:
+            if replay.key is None or self.path.split("?")[0] in wire.open_paths:
+                return True
+            return self.headers.get("Authorization") == f"Bearer {replay.key}"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            if not self.authorized():
+                self.reply(*wire.unauthorized)
+            elif path == wire.health_path:
+                self.reply(200, b"", "text/plain")
+            elif path == wire.metrics_path and replay.page is not None:
+                self.reply(200, replay.metrics_text(), PROMETHEUS)
+            elif path == wire.version_path:
+                self.reply(200, {wire.version_key: wire.version})
+            elif path == wire.models_path:
+                card = {"id": replay.served_name, "object": "model", "owned_by": wire.framework,
+                        "max_model_len": CONTEXT_TOKENS}  # fmt: skip
+                self.reply(200, {"object": "list", "data": [card]})
+            else:
+                self.reply(404, {"detail": "Not Found"})
+
+        def do_POST(self) -> None:
+            raw = self.read_body()
+            path = self.path.split("?")[0]
+            if not self.authorized():
+                self.reply(*wire.unauthorized)
+            elif wire.tokenize and path == wire.tokenize[0]:
+                text = json.loads(raw).get(wire.tokenize[1], "")
+                self.reply(200, {wire.tokenize[2]: list(str(text).encode())})
+            elif path in (wire.completions_path, wire.chat_path):
+                self.generate(raw, chat=path == wire.chat_path)
+            else:
+                self.reply(404, {"detail": "Not Found"})
+
+        def generate(self, raw: bytes, *, chat: bool) -> None:
+            case, body = bad_input.body_case(self.headers.get("Content-Type"), raw)
+            if case is None:
+                if (
+                    not chat
+                    and not wire.token_id_prompts
+                    and not isinstance(body.get("prompt"), str)
+                ):
+                    case = "prompt_wrong_type"
+                else:
+                    prompts = self.prompt_ids(body, chat)
+                    case = bad_input.field_case(
+                        body, chat=chat, served_name=replay.served_name,
+                        context_tokens=CONTEXT_TOKENS, prompt_tokens=max(map(len, prompts)),
+                    )  # fmt: skip
+            if case is not None:
+                self.reply(*replay.refusal(case))
+                return
+            with state.lock:
+                state.received += 1
+            if body.get("stream"):
+                self.stream_one(body, prompts[0], chat)
+            else:
+                self.answer(body, prompts, chat)
+
+        def prompt_ids(self, body: dict[str, Any], chat: bool) -> list[list[int]]:
+            if chat:
+                text = "".join(str(m.get("content", "")) for m in body.get("messages") or []
+                               if isinstance(m, dict))  # fmt: skip
+                return [_ids(text)]
+            try:
+                return [_ids(p) for p in _prompts(body.get("prompt"))] or [[]]
+            except (TypeError, ValueError, AttributeError):
+                return [[]]
+
+        def answer(self, body: dict[str, Any], prompts: list[list[int]], chat: bool) -> None:
+            out = int(body.get("max_tokens") or 16)
+            started = time.perf_counter()
+            with state.lock:
+                state.running += 1
+            time.sleep(replay.token_s * out)
+            choices = []
+            for i, ids in enumerate(prompts):
+                generated = [ord(_letter(k)) for k in range(out)]
+                text = "".join(map(chr, generated))
+                if chat:
+                    choices.append({"index": i, "message": {"role": "assistant", "content": text},
+                                    "finish_reason": "length"})  # fmt: skip
+                    continue
+                choice: dict[str, Any] = {"index": i, "text": text, "logprobs": None,
+                                          "finish_reason": "length"}  # fmt: skip
+                if body.get("echo") and body.get("logprobs") is not None and wire.echo_logprobs:
+                    choice["logprobs"] = replay.echo_logprobs(ids, generated)
+                    choice["text"] = bytes(ids).decode("latin-1") + text
+                choices.append(choice)
+            elapsed = time.perf_counter() - started
+            self.served(sum(map(len, prompts)), out * len(prompts), elapsed, elapsed, [])
+            kind = "chat.completion" if chat else "text_completion"
+            usage = replay.usage(sum(map(len, prompts)), out * len(prompts))
+            self.reply(
+                200,
+                {
+                    "id": "replay",
+                    "object": kind,
+                    "created": int(time.time()),
+                    "model": replay.served_name,
+                    "choices": choices,
+                    "usage": usage,
+                },
+            )
+
+        def stream_one(self, body: dict[str, Any], ids: list[int], chat: bool) -> None:
+            out = int(body.get("max_tokens") or 16)
+            started = time.perf_counter()
+            with state.lock:
+                state.running += 1
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            sent: list[float] = []
+            for k in range(out):
+                time.sleep(replay.token_s)
+                if not self.send(self.text_chunk(_letter(k), chat, last=k == out - 1)):
+                    with state.lock:
+                        state.running -= 1
+                        state.generated += k + 1
+                        state.finished["abort"] += 1
+                    return
+                sent.append(time.perf_counter())
+            for chunk in self.tail_chunks(len(ids), out, chat, body):
+                self.send(chunk)
+            if chat or replay.stream is None or replay.stream.done:
+                self.send(None)
+            gaps = [b - a for a, b in itertools.pairwise(sent)]
+            self.served(len(ids), out, sent[0] - started, sent[-1] - started, gaps)
+
+        def served(self, prompt_tokens: int, out: int, ttft: float, e2e: float,
+                   gaps: list[float]) -> None:  # fmt: skip
+            with state.lock:
+                state.running -= 1
+                state.prompt_tokens += prompt_tokens
+                state.generated += out
+                state.finished["length"] += 1
+                tpot = (e2e - ttft) / (out - 1) if out > 1 else 0.0
+                state.observe(ttft=ttft, e2e=e2e, inter_token=gaps, tpot=tpot, queue=0.0,
+                              input_length=prompt_tokens, output_length=out)  # fmt: skip
+
+        def text_chunk(self, text: str, chat: bool, last: bool = False) -> dict[str, Any]:
+            if chat or replay.stream is None:
+                choice = {"index": 0, "delta": {"content": text}, "finish_reason": None}
+                return {"id": "replay", "object": "chat.completion.chunk",
+                        "created": int(time.time()), "model": replay.served_name,
+                        "choices": [choice]}  # fmt: skip
+            chunk = copy.deepcopy(replay.stream.last_text if last else replay.stream.text)
+            chunk["model"] = replay.served_name
+            choice = chunk["choices"][0]
+            choice["text"] = text
+            if choice.get("finish_reason"):
+                choice["finish_reason"] = "length"
+            return chunk
+
+        def tail_chunks(self, prompt_tokens: int, out: int, chat: bool,
+                        body: dict[str, Any]) -> list[dict[str, Any]]:  # fmt: skip
+            wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            usage = replay.usage(prompt_tokens, out)
+            if chat or replay.stream is None:
+                last = self.text_chunk("", chat)
+                last["choices"][0] = {"index": 0, "delta": {}, "finish_reason": "length"}
+                return [last, {"id": "replay", "object": "chat.completion.chunk",
+                               "model": replay.served_name, "choices": [], "usage": usage}] \
+                    if wants_usage else [last]  # fmt: skip
+            chunks = []
+            for shape in replay.stream.tail:
+                chunk = copy.deepcopy(shape)
+                chunk["model"] = replay.served_name
+                for choice in chunk.get("choices") or []:
+                    if choice.get("finish_reason"):
+                        choice["finish_reason"] = "length"
+                if "usage" in chunk:
+                    if not wants_usage:
+                        del chunk["usage"]
+                        if not chunk.get("choices"):
+                            continue
+                    else:
+                        chunk["usage"] = usage
+                chunks.append(chunk)
+            return chunks
+
+        def send(self, event: dict[str, Any] | None) -> bool:
+            """One SSE event (None: ``[DONE]``); False when the client has hung up."""
+            data = "[DONE]" if event is None else json.dumps(event)
+            try:
+                self.wfile.write(f"data: {data}\n\n".encode())
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return False
+            return True
+
+    return Handler
+
+
+@contextmanager
+def serve(wire: Wire, served_name: str, **kw: Any) -> Iterator[str]:
+    """Run a replay of ``wire`` on a free port for the block; yields its base URL."""
+    with serving(_handler(Replay(wire, served_name, **kw))) as url:
+        yield url
