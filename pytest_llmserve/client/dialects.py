@@ -179,6 +179,7 @@ class TGIGenerate:
         if details:
             record.finish_reason = details.get("finish_reason")
             record.usage_output_tokens = details.get("generated_tokens")
+            record.usage_prompt_tokens = details.get("input_length")
 
 
 DIALECTS: dict[str, Dialect] = {

@@ -10,12 +10,14 @@ from __future__ import annotations
 from pytest_llmserve.frameworks.base import Framework
 from pytest_llmserve.frameworks.llamacpp import LlamaCpp
 from pytest_llmserve.frameworks.sglang import SGLang
+from pytest_llmserve.frameworks.tgi import TGI
 from pytest_llmserve.frameworks.transformers_serve import TransformersServe
+from pytest_llmserve.frameworks.trtllm import TensorRTLLM
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.registry import Registry
 
 FRAMEWORKS: Registry[Framework] = Registry(
-    "framework", (VLLM(), LlamaCpp(), TransformersServe(), SGLang())
+    "framework", (VLLM(), LlamaCpp(), TransformersServe(), SGLang(), TensorRTLLM(), TGI())
 )
 
 names = FRAMEWORKS.names

@@ -70,6 +70,8 @@ def _rewrite(
                 return [*heads, f"{name}{_labels(base)} {sum(counts.finished.values())}"]
             return [*heads, *(f"{name}{_labels({**base, finished_label: reason})} {n}"
                               for reason, n in counts.finished.items())]  # fmt: skip
+        if meaning == "succeeded":  # finished requests that were not aborted
+            return [*heads, f"{name}{_labels(base)} {counts.finished.get('length', 0)}"]
         value = counts.gauges[meaning] if meaning in GAUGES else counts.counters[meaning]
         return [*heads, f"{name}{_labels(base)} {_number(value)}"]
     seen = list(counts.observed.get(meaning, ()))

@@ -11,7 +11,6 @@ token is one letter, ``token_s`` apart, and log-probabilities are
 
 from __future__ import annotations
 
-import copy
 import itertools
 import json
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 from tests.golden import Golden, recorded
 from tests.replay import bad_input
 from tests.replay.metrics_page import Counts, render
+from tests.replay.streams import GoldenShape, NativeTGIShape, OpenAIShape, Shape
 from tests.replay.wire import Wire
 from tests.stubs.logprob_model import Behaviour, token_logprob
 from tests.stubs.serving import StubHandler, serving
@@ -40,35 +40,6 @@ def golden_of(wire: Wire) -> Golden:
     if not found:
         raise LookupError(f"no golden folder tests/golden/{wire.framework}/{wire.version}")
     return found[0]
-
-
-def _events(raw: bytes) -> list[dict[str, Any]]:
-    datas = [
-        line[len(b"data:") :].strip() for line in raw.splitlines() if line.startswith(b"data:")
-    ]
-    return [json.loads(d) for d in datas if d and d != b"[DONE]"]
-
-
-@dataclass(frozen=True)
-class StreamShape:
-    """The golden stream's chunk shapes: the first and the last that carry text (the last
-    may carry the finish reason), and those after the text (the finish reason and the
-    usage, together or apart)."""
-
-    text: dict[str, Any]
-    last_text: dict[str, Any]
-    tail: tuple[dict[str, Any], ...]
-    done: bool  # it ends with data: [DONE]
-
-    @classmethod
-    def of(cls, raw: bytes) -> StreamShape:
-        events = _events(raw)
-        texts = [i for i, e in enumerate(events)
-                 if any(c.get("text") for c in e.get("choices") or [])]  # fmt: skip
-        if not texts:
-            raise ValueError("the golden stream has no chunk that carries text")
-        first, last = texts[0], texts[-1]
-        return cls(events[first], events[last], tuple(events[last + 1 :]), b"[DONE]" in raw)
 
 
 @dataclass
@@ -130,8 +101,11 @@ class Replay:
         self.token_s = token_s
         self.state = ReplayState()
         self.errors = {e.case: e for e in self.golden.errors()}
-        raw = self.golden.stream()
-        self.stream = StreamShape.of(raw) if raw else None
+        raw = self.golden.stream() or b""
+        native = wire.native_stream is not None
+        self.native = NativeTGIShape.of(raw) if native else None
+        self.completion_shape: Shape = OpenAIShape(chat=False) if native else GoldenShape.of(raw)
+        self.chat_shape: Shape = OpenAIShape(chat=True)
         page = self.golden.metrics()
         recorded_as = self.golden.expected().get("served_name")
         if page is not None and recorded_as:  # its model label names the replay's model
@@ -209,6 +183,8 @@ def _handler(replay: Replay) -> type[StubHandler]:
                 self.reply(200, {wire.tokenize[2]: list(str(text).encode())})
             elif path in (wire.completions_path, wire.chat_path):
                 self.generate(raw, chat=path == wire.chat_path)
+            elif path == wire.native_stream:
+                self.generate_stream(raw)
             else:
                 self.reply(404, {"detail": "Not Found"})
 
@@ -284,7 +260,34 @@ def _handler(replay: Replay) -> type[StubHandler]:
             )
 
         def stream_one(self, body: dict[str, Any], ids: list[int], chat: bool) -> None:
+            shape = replay.chat_shape if chat else replay.completion_shape
             out = int(body.get("max_tokens") or 16)
+            wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            model = replay.served_name
+            texts = [_letter(k) for k in range(out)]
+            events = [shape.text(t, model, last=k == out - 1) for k, t in enumerate(texts)]
+            tail = shape.tail(model, replay.usage(len(ids), out) if wants_usage else None)
+            self.stream_events(ids, events, tail + ([None] if shape.done else []))
+
+        def generate_stream(self, raw: bytes) -> None:
+            """TGI's native ``/generate_stream``: text in, one event a token (no [DONE])."""
+            assert replay.native is not None
+            body = json.loads(raw)
+            ids = _ids(str(body.get("inputs", "")))
+            out = int((body.get("parameters") or {}).get("max_new_tokens") or 16)
+            texts = [_letter(k) for k in range(out)]
+            details = {"finish_reason": "length", "generated_tokens": out, "seed": None,
+                       "input_length": len(ids)}  # fmt: skip
+            events = [replay.native.event(k + 1, t, generated="".join(texts) if k == out - 1
+                                          else None, details=details if k == out - 1 else None)
+                      for k, t in enumerate(texts)]  # fmt: skip
+            with state.lock:
+                state.received += 1
+            self.stream_events(ids, events, [])
+
+        def stream_events(self, ids: list[int], tokens: list[dict[str, Any]],
+                          tail: list[dict[str, Any] | None]) -> None:  # fmt: skip
+            """One event a generated token, ``token_s`` apart, then the tail (None: [DONE])."""
             started = time.perf_counter()
             with state.lock:
                 state.running += 1
@@ -294,21 +297,20 @@ def _handler(replay: Replay) -> type[StubHandler]:
             self.end_headers()
             self.close_connection = True
             sent: list[float] = []
-            for k in range(out):
+            for k, event in enumerate(tokens):
                 time.sleep(replay.token_s)
-                if not self.send(self.text_chunk(_letter(k), chat, last=k == out - 1)):
-                    with state.lock:
+                if not self.send(event):
+                    with state.lock:  # counted as the frameworks count an aborted request
                         state.running -= 1
+                        state.prompt_tokens += len(ids)
                         state.generated += k + 1
                         state.finished["abort"] += 1
                     return
                 sent.append(time.perf_counter())
-            for chunk in self.tail_chunks(len(ids), out, chat, body):
-                self.send(chunk)
-            if chat or replay.stream is None or replay.stream.done:
-                self.send(None)
+            for event in tail:
+                self.send(event)
             gaps = [b - a for a, b in itertools.pairwise(sent)]
-            self.served(len(ids), out, sent[0] - started, sent[-1] - started, gaps)
+            self.served(len(ids), len(tokens), sent[0] - started, sent[-1] - started, gaps)
 
         def served(self, prompt_tokens: int, out: int, ttft: float, e2e: float,
                    gaps: list[float]) -> None:  # fmt: skip
@@ -320,47 +322,6 @@ def _handler(replay: Replay) -> type[StubHandler]:
                 tpot = (e2e - ttft) / (out - 1) if out > 1 else 0.0
                 state.observe(ttft=ttft, e2e=e2e, inter_token=gaps, tpot=tpot, queue=0.0,
                               input_length=prompt_tokens, output_length=out)  # fmt: skip
-
-        def text_chunk(self, text: str, chat: bool, last: bool = False) -> dict[str, Any]:
-            if chat or replay.stream is None:
-                choice = {"index": 0, "delta": {"content": text}, "finish_reason": None}
-                return {"id": "replay", "object": "chat.completion.chunk",
-                        "created": int(time.time()), "model": replay.served_name,
-                        "choices": [choice]}  # fmt: skip
-            chunk = copy.deepcopy(replay.stream.last_text if last else replay.stream.text)
-            chunk["model"] = replay.served_name
-            choice = chunk["choices"][0]
-            choice["text"] = text
-            if choice.get("finish_reason"):
-                choice["finish_reason"] = "length"
-            return chunk
-
-        def tail_chunks(self, prompt_tokens: int, out: int, chat: bool,
-                        body: dict[str, Any]) -> list[dict[str, Any]]:  # fmt: skip
-            wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            usage = replay.usage(prompt_tokens, out)
-            if chat or replay.stream is None:
-                last = self.text_chunk("", chat)
-                last["choices"][0] = {"index": 0, "delta": {}, "finish_reason": "length"}
-                return [last, {"id": "replay", "object": "chat.completion.chunk",
-                               "model": replay.served_name, "choices": [], "usage": usage}] \
-                    if wants_usage else [last]  # fmt: skip
-            chunks = []
-            for shape in replay.stream.tail:
-                chunk = copy.deepcopy(shape)
-                chunk["model"] = replay.served_name
-                for choice in chunk.get("choices") or []:
-                    if choice.get("finish_reason"):
-                        choice["finish_reason"] = "length"
-                if "usage" in chunk:
-                    if not wants_usage:
-                        del chunk["usage"]
-                        if not chunk.get("choices"):
-                            continue
-                    else:
-                        chunk["usage"] = usage
-                chunks.append(chunk)
-            return chunks
 
         def send(self, event: dict[str, Any] | None) -> bool:
             """One SSE event (None: ``[DONE]``); False when the client has hung up."""

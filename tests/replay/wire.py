@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # What a metric family counts, as the replay server keeps it (``ReplayState``):
-COUNTERS = ("prompt_tokens", "generation_tokens", "finished", "received")
+COUNTERS = ("prompt_tokens", "generation_tokens", "finished", "succeeded", "received")
 GAUGES = ("running", "waiting", "kv_cache")
 # Histograms (and summaries) of one observation per finished request, except
 # ``inter_token``: one per gap between two generated tokens.
@@ -33,6 +33,9 @@ class Wire:
     models_path: str | None = "/v1/models"
     completions_path: str | None = "/v1/completions"
     chat_path: str | None = "/v1/chat/completions"
+    # Its native streaming route, whose golden stream.txt is (TGI's /generate_stream);
+    # None: stream.txt is an OpenAI completions stream
+    native_stream: str | None = None
     # (path, JSON key of the text, JSON key of the answer's ids); None: no tokenizer route
     tokenize: tuple[str, str, str] | None = None
     metrics_path: str | None = "/metrics"

@@ -159,9 +159,10 @@ def test_engine_facts_read_the_golden_startup_log(
     if type(framework).engine_facts is OpenAICompatible.engine_facts:
         pytest.skip(f"{name}'s log says nothing of what it applied: its module reads no facts")
     facts = framework.engine_facts(g.startup_logs()[log])
-    assert facts.dtype is not None, f"{log}: no dtype read"
-    assert facts.evidence, f"{log}: no evidence lines"
     want = g.expected().get("startup_logs", {}).get(log)
+    if not want or want.get("dtype", "") is not None:  # null: its log states no dtype
+        assert facts.dtype is not None, f"{log}: no dtype read"
+    assert facts.evidence, f"{log}: no evidence lines"
     if want:
         got = {k: getattr(facts, k) for k in want}
         got = {k: list(v) if isinstance(v, tuple) else v for k, v in got.items()}
@@ -212,8 +213,10 @@ def test_error_schema_accepts_the_golden_bodies(
     g = _recorded(name, g)
     assert body is not None, f"{g.id}: no error bodies in {golden.ERRORS}/: {golden.HOW_TO_RECORD}"
     framework = registry.get(name)
-    assert framework.error_body_problems(body.body) == []
     expectation = framework.error_expectations().get(body.case)
+    if expectation is not None and expectation.known_gap is not None:
+        pytest.skip(f"{body.case}: a known gap: its answer is not in {name}'s schema")
+    assert framework.error_body_problems(body.body) == []
     if expectation is not None and expectation.known_gap is None:
         assert body.status in expectation.status, (
             f"{body.case}: recorded status {body.status}, its table says {expectation.status}"
@@ -292,6 +295,8 @@ def test_golden_stream_parses_with_the_frameworks_dialect(
         # the metrics contract takes the cached prefix off the expected count from this
         assert record.usage_cached_tokens is not None, "no usage.prompt_tokens_details"
     if request:
-        assert record.usage_output_tokens == request["body"].get("max_tokens")
+        body = request["body"]
+        asked = body.get("max_tokens") or body.get("parameters", {}).get("max_new_tokens")
+        assert record.usage_output_tokens == asked
     if dialect.name.startswith("openai"):
         assert done, "an OpenAI stream ends with data: [DONE]"

@@ -2,26 +2,19 @@
 
 Each file is copied into a temporary folder with empty stand-ins for its models (a
 ``.gguf`` file, or a folder with a ``config.json``) and read by the real profile loader,
-so every field, the docker table and every check table is validated as a session would.
-
-The ``tgi``, ``sglang`` and ``trtllm`` framework modules do not exist yet (the
-TGI/SGLang/TRT-LLM issue adds them). For the duration of each test, stand-ins (bare
-OpenAI-compatible modules with those names) are registered where no module of the name
-is, so the loader checks everything in these files except the framework module itself.
+so every field, the docker table and every check table is validated as a session
+would, each target against its framework's own module.
 """
 
 from __future__ import annotations
 
 import shutil
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_llmserve.frameworks import registry as frameworks
-from pytest_llmserve.frameworks.openai_compat import OpenAICompatible
 from pytest_llmserve.launch.docker_settings import DockerSettings, Ulimit
 from pytest_llmserve.profile.load import load_profile
 from pytest_llmserve.profile.model import PRECISIONS, Profile
@@ -51,32 +44,6 @@ PINNED_OR_REQUIRED = {  # the tag each file must name (llama.cpp: the CUDA serve
     "trtllm": "1.2.1",
 }
 GPU_RUNNER_ULIMITS = (Ulimit("memlock", -1, -1), Ulimit("stack", 67108864, 67108864))
-
-
-class TGIStandIn(OpenAICompatible):
-    name = "tgi"
-
-
-class SGLangStandIn(OpenAICompatible):
-    name = "sglang"
-
-
-class TRTLLMStandIn(OpenAICompatible):
-    name = "trtllm"
-
-
-@pytest.fixture
-def stand_in_frameworks() -> Iterator[None]:
-    """Register the stand-ins missing from the registry; restore the registry after."""
-    before = [frameworks.get(n) for n in frameworks.names()]
-    missing = [f for f in (TGIStandIn(), SGLangStandIn(), TRTLLMStandIn())
-               if f.name not in frameworks.names()]  # fmt: skip
-    # Install keeps the first of each name: what was registered stays as it was.
-    frameworks.install([*before, *missing])
-    try:
-        yield
-    finally:
-        frameworks.install(before)
 
 
 def _targets(data: dict[str, Any]) -> list[dict[str, Any]]:
@@ -109,7 +76,6 @@ def test_the_examples_are_exactly_the_five_official_images() -> None:
     assert (EXAMPLES / "README.md").is_file()
 
 
-@pytest.mark.usefixtures("stand_in_frameworks")
 @pytest.mark.parametrize("example", FILES, ids=[f.stem for f in FILES])
 def test_each_example_loads_as_docker_targets_on_gpus(example: Path, tmp_path: Path) -> None:
     path, data = _stage(example, tmp_path)
@@ -143,7 +109,6 @@ def _settings(profile: Profile) -> list[DockerSettings]:
     return [t.launch for t in profile.targets]
 
 
-@pytest.mark.usefixtures("stand_in_frameworks")
 def test_each_image_gets_what_it_needs_on_a_gpu_runner(tmp_path: Path) -> None:
     loaded = {f.stem: load_profile(_stage(f, tmp_path / f.stem)[0]) for f in FILES}
     for s in _settings(loaded["vllm-openai"]):
@@ -166,7 +131,6 @@ def test_each_image_gets_what_it_needs_on_a_gpu_runner(tmp_path: Path) -> None:
         assert s.ulimits == GPU_RUNNER_ULIMITS
 
 
-@pytest.mark.usefixtures("stand_in_frameworks")
 def test_the_examples_name_the_precision_and_method_of_their_checkpoints(
     tmp_path: Path,
 ) -> None:
@@ -205,10 +169,3 @@ def test_the_examples_hold_no_machine_paths(example: Path) -> None:
     for target in _targets(tomllib.loads(text)):
         for volume in target.get("docker", {}).get("volumes", []):
             assert not volume.startswith("/"), f"{example.name}: {volume!r} is a host path"
-
-
-def test_the_stand_ins_are_gone_after_a_test() -> None:
-    for name in ("tgi", "sglang", "trtllm"):
-        if name not in frameworks.names():
-            continue  # a real module arrived: nothing to check
-        assert not isinstance(frameworks.get(name), TGIStandIn | SGLangStandIn | TRTLLMStandIn)

@@ -175,14 +175,22 @@ def test_plugins_add_frameworks_and_launchers_and_may_replace_a_builtin() -> Non
     frameworks.install([Broken(), mine])
     launchers.install([launcher])
     try:
-        assert frameworks.names() == ("broken", "llamacpp", "sglang", "transformers", "vllm")
+        assert frameworks.names() == (
+            "broken",
+            "llamacpp",
+            "sglang",
+            "tgi",
+            "transformers",
+            "trtllm",
+            "vllm",
+        )
         assert frameworks.get("vllm") is mine
         assert launchers.get("fake") is launcher
         assert launchers.names() == ("docker", "external", "fake", "process")
     finally:
         frameworks.install([])
         launchers.install([])
-    assert frameworks.names() == ("llamacpp", "sglang", "transformers", "vllm")
+    assert frameworks.names() == ("llamacpp", "sglang", "tgi", "transformers", "trtllm", "vllm")
     valid = r"\(valid: docker, external, process\)"
     with pytest.raises(KeyError, match="unknown launcher 'fake' " + valid):
         launchers.get("fake")
