@@ -90,9 +90,9 @@ def test_markers_select_targets(
 
 def test_a_framework_not_registered_is_not_a_marker(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(TARGET_TEST)
-    result = pytester.runpytest("--collect-only", "-q", "--strict-markers", "-m", "tgi")
+    result = pytester.runpytest("--collect-only", "-q", "--strict-markers", "-m", "mlc")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*Unknown marker(s)*tgi*"])
+    result.stderr.fnmatch_lines(["*Unknown marker(s)*mlc*"])
 
 
 def test_profile_markers_gpu_multi_gpu_slow(pytester: pytest.Pytester) -> None:
@@ -174,7 +174,8 @@ def test_pyproject_tool_llmserve_is_the_profile(pytester: pytest.Pytester) -> No
     [
         (
             'framework = "vllm"',
-            "*framework: 'vlm' is not valid (valid: llamacpp, transformers, vllm)*",
+            "*framework: 'vlm' is not valid (valid: llamacpp, sglang, tgi, transformers, "
+            "trtllm, vllm)*",
         ),
         (
             'precision = "bf16"',

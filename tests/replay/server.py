@@ -325,13 +325,7 @@ def _handler(replay: Replay) -> type[StubHandler]:
 
         def send(self, event: dict[str, Any] | None) -> bool:
             """One SSE event (None: ``[DONE]``); False when the client has hung up."""
-            data = "[DONE]" if event is None else json.dumps(event)
-            try:
-                self.wfile.write(f"data: {data}\n\n".encode())
-                self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                return False
-            return True
+            return self.send_event("[DONE]" if event is None else json.dumps(event))
 
     return Handler
 

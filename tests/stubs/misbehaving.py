@@ -236,15 +236,6 @@ def _handler(faults: Faults, state: _State) -> type[StubHandler]:
                     "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": out},
                 })  # fmt: skip
 
-        def send_event(self, data: str) -> bool:
-            """False when the client has hung up."""
-            try:
-                self.wfile.write(f"data: {data}\n\n".encode())
-                self.wfile.flush()
-            except (BrokenPipeError, ConnectionResetError):
-                return False
-            return True
-
     return Handler
 
 

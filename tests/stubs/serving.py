@@ -35,6 +35,15 @@ class StubHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def send_event(self, data: str) -> bool:
+        """One server-sent event, flushed; False when the client has hung up."""
+        try:
+            self.wfile.write(f"data: {data}\n\n".encode())
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            return False
+        return True
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a handler still busy (a hang, a leaked stream) never holds up the stop
