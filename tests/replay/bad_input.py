@@ -44,9 +44,15 @@ def body_case(content_type: str | None, raw: bytes) -> tuple[str | None, Any]:
 
 
 def field_case(
-    body: dict[str, Any], *, chat: bool, served_name: str, context_tokens: int, prompt_tokens: int
+    body: dict[str, Any],
+    *,
+    chat: bool,
+    served_name: str | None,
+    context_tokens: int,
+    prompt_tokens: int,
 ) -> str | None:
-    """The case a well-formed body is, by its fields (None: a good request)."""
+    """The case a well-formed body is, by its fields (None: a good request);
+    ``served_name`` None: any model name is served."""
     if chat:
         messages = body.get("messages")
         if messages is None:
@@ -60,7 +66,7 @@ def field_case(
             return "missing_prompt"
         if isinstance(body["prompt"], dict):
             return "prompt_wrong_type"
-    if body.get("model") not in (None, served_name):
+    if served_name is not None and body.get("model") not in (None, served_name):
         return "unknown_model"
     max_tokens = body.get("max_tokens", 16)
     if max_tokens is not None and not _int(max_tokens):

@@ -200,7 +200,8 @@ def _handler(replay: Replay) -> type[StubHandler]:
                 else:
                     prompts = self.prompt_ids(body, chat)
                     case = bad_input.field_case(
-                        body, chat=chat, served_name=replay.served_name,
+                        body, chat=chat,
+                        served_name=None if wire.serves_any_model else replay.served_name,
                         context_tokens=CONTEXT_TOKENS, prompt_tokens=max(map(len, prompts)),
                     )  # fmt: skip
             if case is not None:

@@ -44,6 +44,8 @@ class Wire:
     finished_label: str | None = None  # the label of "finished" saying why a request ended
     # Prompts given as token ids (a list of ints, or a batch of them) on completions
     token_id_prompts: bool = True
+    # Any ``model`` name is served (no model check), rather than refused as unknown
+    serves_any_model: bool = False
     # /v1/completions with echo + logprobs returns the prompt's log-probabilities
     echo_logprobs: bool = False
     # The key check: whether the framework takes an API key at all, the status and body

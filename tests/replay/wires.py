@@ -27,6 +27,7 @@ SGLANG = Wire(
         "sglang:inter_token_latency_seconds": "inter_token",
     },
     echo_logprobs=True,
+    serves_any_model=True,
     unauthorized=(401, {"error": "Unauthorized"}),
     open_paths=("/health", "/health_generate", "/ready", "/metrics"),
 )
@@ -59,6 +60,7 @@ TRTLLM = Wire(
     finished_label="finished_reason",
     echo_logprobs=False,
     token_id_prompts=True,
+    serves_any_model=True,
     api_key=False,
     usage_cached_tokens=True,
 )
@@ -85,6 +87,7 @@ TGI = Wire(
         "tgi_request_generated_tokens": "output_length",
     },
     token_id_prompts=False,
+    serves_any_model=True,
     unauthorized=(401, b""),
     open_paths=("/health", "/info", "/metrics", "/v1/models", "/ping", "/"),
 )
