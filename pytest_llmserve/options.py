@@ -56,7 +56,8 @@ OPTIONS = (
     _Option(
         "profile",
         "profile TOML listing targets (default: [tool.llmserve] in pyproject.toml, "
-        "else the embedded default: vLLM CPU serving SmolLM2-135M at bf16, int8, int4)",
+        "else the embedded default: SmolLM2-135M on vLLM CPU at a float baseline, int8 "
+        "and int4, and on llama.cpp at F16, Q8_0 and Q4_K_M)",
     ),
     _Option("target", "run only against this target name (repeatable)", repeatable=True),
     _Option(
