@@ -39,6 +39,10 @@ from pytest_llmserve.profile.model import Target
 
 _DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 _TORCH_DTYPE = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+# Our KV-cache dtype → its --kv-cache-dtype (fields/model.py: no bare "fp8"), and the
+# torch dtype its "KV Cache is allocated. dtype:" line then shows.
+_KV_FLAG = {"fp8": "fp8_e4m3", "fp8_e4m3": "fp8_e4m3", "fp8_e5m2": "fp8_e5m2"}
+_KV_TORCH = {"fp8_e4m3": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
 
 # 0.5.23's families (srt/observability/metrics_collector.py), newest spelling first;
 # the 0.4 docs' time_per_output_token_seconds is in no 0.5 release.
@@ -102,7 +106,7 @@ class SGLang(OpenAICompatible):
         if target.max_model_len:
             argv += ["--context-length", str(target.max_model_len)]
         if target.kv_cache_dtype != "auto":
-            argv += ["--kv-cache-dtype", target.kv_cache_dtype]
+            argv += ["--kv-cache-dtype", _KV_FLAG[target.kv_cache_dtype]]
         if target.tp > 1:
             argv += ["--tp-size", str(target.tp)]
         if target.pp > 1:
@@ -155,7 +159,7 @@ class SGLang(OpenAICompatible):
         )
 
     def precision_problems(self, target: Target, facts: EngineFacts) -> list[str]:
-        problems: list[str] = []
+        problems = self._kv_problems(target, facts)
         if target.precision in _DTYPE:
             if facts.dtype is None:
                 return ["the server log shows no model or KV-cache dtype: precision cannot be "
@@ -175,6 +179,16 @@ class SGLang(OpenAICompatible):
             problems.append(f"engine applied {facts.quantization} ({applied or 'unknown'}), "
                             f"declared {target.precision}")  # fmt: skip
         return problems
+
+    @staticmethod
+    def _kv_problems(target: Target, facts: EngineFacts) -> list[str]:
+        if target.kv_cache_dtype == "auto":
+            return []
+        want = _KV_TORCH[_KV_FLAG[target.kv_cache_dtype]]
+        if facts.kv_cache_dtype != want:
+            shown = facts.kv_cache_dtype or "not shown"
+            return [f"KV cache dtype is {shown}, declared {target.kv_cache_dtype} ({want})"]
+        return []
 
     def first_error(self, log_text: str) -> str:
         """The generic rule on its records read without their "[time]" prefix, where a

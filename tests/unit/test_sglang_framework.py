@@ -46,6 +46,20 @@ def test_argv_starts_the_launch_server_module_with_metrics_on() -> None:
     assert flag(argv, "--context-length") == "4096"
     assert flag(argv, "--tp-size") == "2"
     assert flag(argv, "--kv-cache-dtype") == "fp8_e4m3"
+    assert flag(argv_of(target(kv_cache_dtype="fp8")), "--kv-cache-dtype") == "fp8_e4m3"
+
+
+def test_an_fp8_kv_cache_is_confirmed_by_its_allocation_line() -> None:
+    line = "[t] KV Cache is allocated. dtype: torch.float8_e4m3fn, #tokens: 8, K size: 1 GB"
+    facts = sglang.engine_facts(line)
+    assert facts.kv_cache_dtype == "float8_e4m3fn"
+    fp8_kv = target(precision="fp8", kv_cache_dtype="fp8")
+    assert sglang.precision_problems(fp8_kv, EngineFacts(quantization="fp8", kv_cache_dtype=
+                                     "float8_e4m3fn")) == []  # fmt: skip
+    assert sglang.precision_problems(fp8_kv, EngineFacts(quantization="fp8", kv_cache_dtype=
+                                     "bfloat16")) == [
+        "KV cache dtype is bfloat16, declared fp8 (float8_e4m3fn)"
+    ]  # fmt: skip
 
 
 def test_a_quantized_target_reads_its_quantization_from_the_checkpoint() -> None:
