@@ -24,7 +24,7 @@ _DIRECTIVE = re.compile(r"^# (?:HELP|TYPE) (\S+)")
 class Counts:
     """What the replay server has served, as the page needs it (a snapshot)."""
 
-    counters: Mapping[str, float]  # prompt_tokens, generation_tokens, received
+    counters: Mapping[str, float]  # prompt_tokens, generation_tokens
     finished: Mapping[str, int]  # finished requests by reason ("length", "abort")
     gauges: Mapping[str, float]  # running, waiting, kv_cache
     observed: Mapping[str, Sequence[float]]  # every observation, by meaning

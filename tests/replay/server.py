@@ -1,12 +1,13 @@
 """A replay server: one framework's documented routes, streams, metrics and errors.
 
 It serves what its ``Wire`` and golden files say the framework serves (OpenAI
-completions and chat, plain and streamed, with usage; the prompt's log-probabilities
-where the framework echoes them; its tokenizer, version, health and models routes;
-its metrics page, counting what was served; its golden error answer to each bad
-input; its key check), over a toy model: tokens are UTF-8 bytes, each generated
-token is one letter, ``token_s`` apart, and log-probabilities are
-``tests.stubs.logprob_model``'s fixed function. A contract test, never a measurement.
+completions and chat, plain and streamed, with usage; TGI's native
+``/generate_stream``; the prompt's log-probabilities where the framework echoes
+them; its tokenizer, version, health and models routes; its metrics page, counting
+what was served; its golden error answer to each bad input; its key check), over a
+toy model: tokens are UTF-8 bytes, each generated token is one letter, ``token_s``
+apart, and log-probabilities are ``tests.stubs.logprob_model``'s fixed function. A
+contract test, never a measurement.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ class ReplayState:
     """What the server has served; read and written under ``lock``."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    received: int = 0
     running: int = 0
     prompt_tokens: int = 0
     generated: int = 0
@@ -61,8 +61,7 @@ class ReplayState:
     def counts(self) -> Counts:
         kv = min(1.0, 0.01 * self.running)
         return Counts(
-            counters={"prompt_tokens": self.prompt_tokens, "generation_tokens": self.generated,
-                      "received": self.received},
+            counters={"prompt_tokens": self.prompt_tokens, "generation_tokens": self.generated},
             finished=dict(self.finished),
             gauges={"running": self.running, "waiting": 0, "kv_cache": kv},
             observed={k: list(v) for k, v in self.observed.items()},
@@ -207,8 +206,6 @@ def _handler(replay: Replay) -> type[StubHandler]:
             if case is not None:
                 self.reply(*replay.refusal(case))
                 return
-            with state.lock:
-                state.received += 1
             if body.get("stream"):
                 self.stream_one(body, prompts[0], chat)
             else:
@@ -282,8 +279,6 @@ def _handler(replay: Replay) -> type[StubHandler]:
             events = [replay.native.event(k + 1, t, generated="".join(texts) if k == out - 1
                                           else None, details=details if k == out - 1 else None)
                       for k, t in enumerate(texts)]  # fmt: skip
-            with state.lock:
-                state.received += 1
             self.stream_events(ids, events, [])
 
         def stream_events(self, ids: list[int], tokens: list[dict[str, Any]],

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # What a metric family counts, as the replay server keeps it (``ReplayState``):
-COUNTERS = ("prompt_tokens", "generation_tokens", "finished", "succeeded", "received")
+# ``finished`` every request that ended, aborted ones included (by ``finished_label``
+# where the wire has one), ``succeeded`` those that were not aborted.
+COUNTERS = ("prompt_tokens", "generation_tokens", "finished", "succeeded")
 GAUGES = ("running", "waiting", "kv_cache")
 # Histograms (and summaries) of one observation per finished request, except
 # ``inter_token``: one per gap between two generated tokens.
