@@ -227,10 +227,10 @@ def _handler(replay: Replay) -> type[StubHandler]:
             with state.lock:
                 state.running += 1
             time.sleep(replay.token_s * out)
+            generated = [ord(_letter(k)) for k in range(out)]
+            text = "".join(map(chr, generated))
             choices = []
             for i, ids in enumerate(prompts):
-                generated = [ord(_letter(k)) for k in range(out)]
-                text = "".join(map(chr, generated))
                 if chat:
                     choices.append({"index": i, "message": {"role": "assistant", "content": text},
                                     "finish_reason": "length"})  # fmt: skip
@@ -242,9 +242,10 @@ def _handler(replay: Replay) -> type[StubHandler]:
                     choice["text"] = bytes(ids).decode("latin-1") + text
                 choices.append(choice)
             elapsed = time.perf_counter() - started
-            self.served(sum(map(len, prompts)), out * len(prompts), elapsed, elapsed, [])
+            prompt_tokens, out_tokens = sum(map(len, prompts)), out * len(prompts)
+            self.served(prompt_tokens, out_tokens, elapsed, elapsed, [])
             kind = "chat.completion" if chat else "text_completion"
-            usage = replay.usage(sum(map(len, prompts)), out * len(prompts))
+            usage = replay.usage(prompt_tokens, out_tokens)
             self.reply(
                 200,
                 {

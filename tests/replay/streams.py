@@ -103,11 +103,11 @@ class OpenAIShape:
 
 @dataclass(frozen=True)
 class NativeTGIShape:
-    """TGI's ``/generate_stream`` events: a token each, the last with the text and details."""
+    """TGI's ``/generate_stream`` events: a token each, the last with the text and details
+    (no [DONE] follows them)."""
 
     token: dict[str, Any]
     final: dict[str, Any]
-    done: bool = False  # no [DONE] on TGI's native stream
 
     @classmethod
     def of(cls, raw: bytes) -> NativeTGIShape:
