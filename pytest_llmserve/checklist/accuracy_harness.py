@@ -32,12 +32,14 @@ PROBE_TEXT = "Tokenizers differ: 3.14159, naïve café, def f(x): return x ** 2 
 
 @dataclass(frozen=True)
 class Workload:
-    """What every target judged against ``baseline`` is scored on, as token ids."""
+    """What every target judged against ``baseline`` is scored on, as token ids (and
+    the windows' text, where the baseline's tokenizer says where each token lies)."""
 
     baseline: str
     windows: tuple[tuple[int, ...], ...]
     items: tuple[tasks.Encoded, ...]
     probe: tuple[int, ...]
+    window_texts: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -90,11 +92,18 @@ class AccuracyHarness:
 
         tokenize = perplexity.ServerTokenizer(Endpoint.of(server))
         try:
-            text = perplexity.heldout_text()
-            ids = tokenize(text[: spec.ppl_tokens * 8])  # ~4 chars a token: plenty, cheaply
-            if len(ids) < spec.ppl_tokens:
-                ids = tokenize(text)
-            windows = perplexity.windows(ids, spec.ppl_tokens, spec.window_tokens)
+            text = perplexity.heldout_text()[: spec.ppl_tokens * 8]  # ~4 chars a token
+            tokens = tokenize.tokens(text)
+            if len(tokens.ids) < spec.ppl_tokens:
+                text = perplexity.heldout_text()
+                tokens = tokenize.tokens(text)
+            texts = None
+            if tokens.spans is None:
+                windows = perplexity.windows(tokens.ids, spec.ppl_tokens, spec.window_tokens)
+            else:  # text-only targets can be sent these windows
+                windows, texts = perplexity.text_windows(
+                    text, tokens, spec.ppl_tokens, spec.window_tokens, tokenize
+                )
             items = task_items.select(
                 task_items.builtin_items(spec.seed), spec.task_items, spec.seed
             )
@@ -102,7 +111,8 @@ class AccuracyHarness:
             probe = tuple(tokenize(PROBE_TEXT))
         finally:
             tokenize.close()
-        workload = Workload(spec.baseline, tuple(tuple(w) for w in windows), tuple(encoded), probe)
+        workload = Workload(spec.baseline, tuple(tuple(w) for w in windows), tuple(encoded),
+                            probe, None if texts is None else tuple(texts))  # fmt: skip
         self.workloads[spec.baseline] = workload
         return workload
 
@@ -125,7 +135,7 @@ class AccuracyHarness:
                                 None, tasks.TaskRun({}, 0.0), comparable)  # fmt: skip
         # The baseline is scored whole: every candidate pairs with it.
         figures = accuracy_looks.measure(
-            endpoint, workload.windows, workload.items, spec, base,
+            endpoint, workload.windows, workload.window_texts, workload.items, spec, base,
             self.verdicts if base else "fixed", blank,
         )  # fmt: skip
         ppl, run = figures.ppl, figures.tasks

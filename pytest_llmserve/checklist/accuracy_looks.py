@@ -39,6 +39,7 @@ def look_order(n: int, seed: int) -> list[int]:
 def measure(
     endpoint: Endpoint,
     windows: tuple[tuple[int, ...], ...],
+    texts: tuple[str, ...] | None,
     items: tuple[tasks.Encoded, ...],
     spec: AccuracyChecks,
     base: AccuracyFigures | None,
@@ -65,7 +66,7 @@ def measure(
     order, done = look_order(len(windows), spec.seed), 0
     for n in ppl_plan.sizes:
         try:
-            part = _score_windows(endpoint, windows, order[done:n], spec.ppl_concurrency)
+            part = _score_windows(endpoint, windows, texts, order[done:n], spec.ppl_concurrency)
         except perplexity.NotMeasurable as exc:
             note = str(exc)
             break
@@ -97,12 +98,16 @@ def measure(
 def _score_windows(
     endpoint: Endpoint,
     windows: tuple[tuple[int, ...], ...],
+    texts: tuple[str, ...] | None,
     chosen: list[int],
     concurrency: int,
 ) -> perplexity.PerplexityRun:
     """NLLs of the ``chosen`` windows, in place: a window not scored is empty."""
     started = time.perf_counter()
-    run = perplexity.measure(endpoint, [list(windows[i]) for i in chosen], concurrency=concurrency)
+    run = perplexity.measure(
+        endpoint, [list(windows[i]) for i in chosen],
+        None if texts is None else [texts[i] for i in chosen], concurrency=concurrency,
+    )  # fmt: skip
     placed: list[tuple[float, ...]] = [()] * len(windows)
     for i, nll in zip(chosen, run.nll, strict=True):
         placed[i] = nll

@@ -27,6 +27,7 @@ from pytest_llmserve.checklist.gate import Verdict, check_at_least, check_at_mos
 from pytest_llmserve.client.dialects import Prompt
 from pytest_llmserve.client.endpoint import Endpoint
 from pytest_llmserve.errors import ServerError
+from pytest_llmserve.frameworks.base import Tokens
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.load import workload as wl
 from pytest_llmserve.load.records import LoadRun
@@ -184,7 +185,7 @@ class PerfHarness:
     server: Server
     progress: Progress | None = None
     verdicts: str = "sequential"  # or "fixed" (``measure.sequential.MODES``)
-    _corpus: list[int] | None = None
+    _corpus: tuple[str, Tokens] | None = None
     _runs: dict[tuple[Any, ...], Measured] = field(default_factory=dict)
 
     @property
@@ -197,6 +198,8 @@ class PerfHarness:
             return None  # text prompts: the server tokenizes them itself
         try:
             tokenize_path(self.server.framework)
+            if not self.server.framework.takes_token_ids:
+                self.corpus()  # its text is sent: the tokenizer must say where each token is
         except NotMeasurable as exc:
             return f"a {workload.kind} workload is not measurable: {exc} (a prompt_set can be)"
         return None
@@ -216,14 +219,34 @@ class PerfHarness:
         if workload.kind == "prompt_set":
             assert workload.prompts_file is not None  # checked when the profile loaded
             return wl.prompt_set(Path(workload.prompts_file), outputs, seed=seed)
-        if self._corpus is None:
-            self._corpus = wl.server_token_ids(self.endpoint, wl.corpus_text())
+        text, tokens = self.corpus()
+        by_text = not self.server.framework.takes_token_ids
+        # a framework taking text only: prompts of token positions, sent as their text
+        ids = list(range(len(tokens.ids))) if by_text else list(tokens.ids)
         inputs = wl.Lengths(workload.input_tokens, workload.distribution, workload.spread)
         if workload.kind == "shared_prefix":
-            return wl.shared_prefix(
-                self._corpus, n, workload.prefix_tokens, inputs, outputs, seed=seed
-            )
-        return wl.synthetic(self._corpus, n, inputs, outputs, seed=seed)
+            prompts = wl.shared_prefix(ids, n, workload.prefix_tokens, inputs, outputs, seed=seed)
+        else:
+            prompts = wl.synthetic(ids, n, inputs, outputs, seed=seed)
+        if by_text:
+            assert tokens.spans is not None  # corpus() made sure
+            return wl.as_text(prompts, text, tokens.spans)
+        return prompts
+
+    def corpus(self) -> tuple[str, Tokens]:
+        """The corpus text and its tokens by this server's tokenizer, read once.
+
+        ``NotMeasurable`` when a framework that takes text only gives no spans to cut
+        the text by (it could not be sent the tokens asked for).
+        """
+        if self._corpus is None:
+            text = wl.corpus_text()
+            self._corpus = text, wl.server_tokens(self.endpoint, text)
+        framework = self.server.framework
+        if not framework.takes_token_ids and self._corpus[1].spans is None:
+            raise NotMeasurable(f"{framework.name} takes text prompts only, and its tokenizer "
+                                "says not where each token lies in the text")  # fmt: skip
+        return self._corpus
 
     def run(
         self,

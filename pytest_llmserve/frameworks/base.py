@@ -43,6 +43,23 @@ class ApiPaths:
     chat: str = "/v1/chat/completions"
     tokenize: str | None = "/tokenize"
     version: str | None = "/version"
+    # Its own (not OpenAI's) generation route, where its prompt log-probabilities come
+    # from (TGI's /generate, dialect "tgi-prefill")
+    generate: str | None = None
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A tokenize endpoint's answer: the text's ids, without any special token the
+    framework added, and where it says so (TGI), each id's span in the text.
+
+    ``spans`` are UTF-8 byte offsets ``(start, stop)``, one per id: a framework that
+    takes text prompts only is sent the text between two of them, cut where its own
+    tokenizer cut, rather than ids.
+    """
+
+    ids: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -68,11 +85,15 @@ class Framework(Protocol):
     name: str
     paths: ApiPaths
     # How the API returns a prompt's own log-probabilities (perplexity, log-likelihood
-    # tasks): "openai-echo" (/v1/completions with echo + logprobs), or None when it
-    # cannot, which makes those figures "not measurable" (never 0, never a pass).
+    # tasks): "openai-echo" (/v1/completions with echo + logprobs), "tgi-prefill" (TGI's
+    # /generate with decoder_input_details), or None when it cannot, which makes those
+    # figures "not measurable" (never 0, never a pass).
     prompt_logprobs: str | None
     # The streaming request dialect the load runner speaks to it (client.dialects).
     stream_dialect: str
+    # Whether its generation routes take prompts as token ids; where not (TGI), a
+    # workload of ids is sent as the text they were cut from, or is not measurable.
+    takes_token_ids: bool
     # The label of its requests-succeeded counter that says why a request finished
     # ("stop", "length", "abort"); None: its metrics do not say.
     finished_label: str | None
@@ -107,7 +128,12 @@ class Framework(Protocol):
 
     def tokenize_body(self, served_name: str, text: str) -> dict[str, Any]:
         """The JSON body that asks ``paths.tokenize`` for ``text``'s ids, with no special
-        tokens added; the answer's ``tokens`` holds them."""
+        tokens added where the framework lets it be asked (``read_tokens`` reads the answer)."""
+        ...
+
+    def read_tokens(self, answer: Any, text: str) -> Tokens:
+        """The ids (and spans, where it gives them) in ``paths.tokenize``'s answer for
+        ``text``; ``ValueError`` when the answer is not in its documented shape."""
         ...
 
     def readiness_request(self, served_name: str) -> tuple[str, dict[str, Any]]:

@@ -7,6 +7,7 @@ Defaults, each overridable by a subclass attribute or method:
 - paths: ``/health``, ``/v1/models``, ``/v1/completions``, ``/v1/chat/completions``,
   ``/tokenize``, ``/version``;
 - streaming: ``/v1/completions`` with ``stream_options.include_usage``;
+- prompts as token ids, tokenized by ``/tokenize`` → ``{"tokens": [...]}``;
 - readiness: a one-token greedy completion;
 - errors: OpenAI's ``{"error": {"message", "type", "param", "code"}}`` body (and the
   older flat ``{"object": "error", ...}``);
@@ -23,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from pytest_llmserve.frameworks.base import ApiPaths, EngineFacts, LaunchSpec
+from pytest_llmserve.frameworks.base import ApiPaths, EngineFacts, LaunchSpec, Tokens
 from pytest_llmserve.frameworks.contract import ErrorExpectation, MetricContract
 from pytest_llmserve.profile.model import Target
 
@@ -39,6 +40,7 @@ class OpenAICompatible:
     paths = ApiPaths()
     prompt_logprobs: str | None = None
     stream_dialect = "openai-completions"
+    takes_token_ids = True
     finished_label: str | None = None
     open_paths: tuple[str, ...] = ("/health", "/metrics", "/v1/models", "/tokenize")
     model_format = "hf"
@@ -75,6 +77,13 @@ class OpenAICompatible:
     def tokenize_body(self, served_name: str, text: str) -> dict[str, Any]:
         # vLLM's and SGLang's /tokenize.
         return {"model": served_name, "prompt": text, "add_special_tokens": False}
+
+    def read_tokens(self, answer: Any, text: str) -> Tokens:
+        # {"tokens": [ids...]} (vLLM's, SGLang's and llama.cpp's /tokenize)
+        ids = answer.get("tokens") if isinstance(answer, dict) else None
+        if not isinstance(ids, list):
+            raise ValueError(f"{self.name} tokenize: no 'tokens' list in {str(answer)[:200]}")
+        return Tokens(tuple(int(t) for t in ids))
 
     def readiness_request(self, served_name: str) -> tuple[str, dict[str, Any]]:
         body = {"model": served_name, "prompt": "Hello", "max_tokens": 1, "temperature": 0}

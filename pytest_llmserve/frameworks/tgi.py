@@ -13,10 +13,18 @@ Its differences from the OpenAI-compatible defaults (``openai_compat``):
   ``[DONE]``; its OpenAI routes take text prompts only too (token ids: 422);
 - ``/info`` answers the version; ``/v1/models`` lists the ``--model-id`` as given,
   its one served name (no alias option), and any other ``model`` is served by it;
-- ``/tokenize`` answers token spans (``[{"id", "text", "start", "stop"}]``), not
-  ``{"tokens": [...]}``, which the workloads do not read yet: token-id workloads and
-  prompt log-probabilities (its ``/generate`` with ``decoder_input_details``, only
-  with ``--enable-prefill-logprobs``) are not measurable here until they do;
+- ``/tokenize`` takes ``{"inputs"}`` and answers token spans
+  (``[{"id", "text", "start", "stop"}]``, UTF-8 byte offsets), always with the
+  tokenizer's special tokens added (the router skips ``add_special_tokens`` when it
+  reads the body): those have no width, and are dropped here;
+- prompts are text only, so accuracy windows are sent as the text between two of
+  the baseline's token spans; workloads of token ids are not measurable (a
+  ``prompt_set`` is);
+- prompt log-probabilities come from ``/generate`` with ``decoder_input_details``
+  (dialect ``tgi-prefill``), and only from a TGI started with
+  ``--enable-prefill-logprobs``: without it the shard drops them and ``prefill`` is
+  empty (server/.../flash_causal_lm.py, ``REQUEST_LOGPROBS``), which makes
+  perplexity and multiple choice "not measurable";
 - its metrics have no model label and no ``_total`` on counters; no TTFT, per-gap or
   token counter families (the token histograms count per request);
 - errors are ``{"error", "error_type"}`` (422 validation, 429 overloaded), except
@@ -33,7 +41,7 @@ import re
 from typing import Any
 
 from pytest_llmserve.frameworks import tgi_errors
-from pytest_llmserve.frameworks.base import ApiPaths, EngineFacts, LaunchSpec
+from pytest_llmserve.frameworks.base import ApiPaths, EngineFacts, LaunchSpec, Tokens
 from pytest_llmserve.frameworks.contract import ErrorExpectation, MetricContract, MetricFamily
 from pytest_llmserve.frameworks.openai_compat import OpenAICompatible
 from pytest_llmserve.profile.model import Target
@@ -69,8 +77,10 @@ class TGI(OpenAICompatible):
     """``text-generation-launcher`` (the official image's entrypoint runs it)."""
 
     name = "tgi"
-    paths = ApiPaths(tokenize=None, version="/info")
+    paths = ApiPaths(version="/info", generate="/generate")
     stream_dialect = "tgi-generate"
+    takes_token_ids = False
+    prompt_logprobs: str | None = "tgi-prefill"
     error_schema = "tgi"
     open_paths: tuple[str, ...] = ("/health", "/info", "/metrics", "/v1/models")
 
@@ -82,6 +92,23 @@ class TGI(OpenAICompatible):
         if target.kv_cache_dtype not in ("auto", *_KV):
             return f"target {target.name}: TGI's KV cache is fp8_e4m3fn or fp8_e5m2 only"
         return None
+
+    def tokenize_body(self, served_name: str, text: str) -> dict[str, Any]:
+        return {"inputs": text}  # no model field, no way to leave special tokens out
+
+    def read_tokens(self, answer: Any, text: str) -> Tokens:
+        """Ids and byte spans of the text's own tokens; the special tokens the router
+        always adds have an empty span (offsets (0, 0)) and are left out."""
+        if not isinstance(answer, list) or not all(
+            isinstance(t, dict) and {"id", "start", "stop"} <= t.keys() for t in answer
+        ):
+            raise ValueError(f"tgi tokenize: expected [{{id, text, start, stop}}], got "
+                             f"{str(answer)[:200]}")  # fmt: skip
+        own = [t for t in answer if int(t["stop"]) > int(t["start"])]
+        if text and not own:
+            raise ValueError("tgi tokenize: no token has a span (its tokenizer gave no offsets)")
+        return Tokens(tuple(int(t["id"]) for t in own),
+                      tuple((int(t["start"]), int(t["stop"])) for t in own))  # fmt: skip
 
     def launch_spec(
         self, target: Target, model_path: str, host: str, port: int, *, container: bool = False

@@ -49,6 +49,7 @@ class TransformersServe(OpenAICompatible):
     name = "transformers"
     paths = ApiPaths(tokenize=None, version=None)
     stream_dialect = "hf-generation-config"
+    takes_token_ids = False  # "prompt must be a string"
     lists_served_model = False
     error_schema = "fastapi"  # FastAPI's own {"detail": ...}, from every refusal
     open_paths: tuple[str, ...] = ("/health", "/v1/models")

@@ -3,9 +3,10 @@
 Synthetic prompts are slices of real text tokenized once by the server itself (its
 framework's tokenize endpoint) and sent as token ids, so each prompt has exactly the
 input length asked for, whatever the tokenizer; each request starts at a different
-offset so prefix caching cannot serve one prompt from another. Output length is held
-by ``ignore_eos``/``min_tokens`` where the framework supports them; elsewhere the
-shortfall shows in the run's token accounting.
+offset so prefix caching cannot serve one prompt from another. A framework that takes
+text only is sent the text of those tokens, where its tokenizer says where they lie.
+Output length is held by ``ignore_eos``/``min_tokens`` where the framework supports
+them; elsewhere the shortfall shows in the run's token accounting.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import inspect
 import random
 import tomllib
 import warnings
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
 
 from pytest_llmserve.client.dialects import Prompt
 from pytest_llmserve.client.endpoint import Endpoint
+from pytest_llmserve.frameworks.base import Tokens
 from pytest_llmserve.measure.perplexity import tokenize_path
 
 DISTRIBUTIONS = ("fixed", "uniform", "normal")
@@ -86,6 +89,11 @@ def corpus_text() -> str:
 def server_token_ids(endpoint: Endpoint, text: str) -> list[int]:
     """Tokenize with the served model's own tokenizer (its framework's tokenize endpoint;
     ``perplexity.NotMeasurable`` when it has none)."""
+    return list(server_tokens(endpoint, text).ids)
+
+
+def server_tokens(endpoint: Endpoint, text: str) -> Tokens:
+    """As ``server_token_ids``, with each id's span in ``text`` where the framework says."""
     r = httpx.post(
         endpoint.url(tokenize_path(endpoint.framework)),
         json=endpoint.framework.tokenize_body(endpoint.served_name, text),
@@ -93,7 +101,7 @@ def server_token_ids(endpoint: Endpoint, text: str) -> list[int]:
         headers=endpoint.headers or None,
     )
     r.raise_for_status()
-    return [int(t) for t in r.json()["tokens"]]
+    return endpoint.framework.read_tokens(r.json(), text)
 
 
 def synthetic(
@@ -134,6 +142,31 @@ def prompt_set(path: Path, outputs: Lengths, seed: int = 0) -> list[Prompt]:
     # Text prompts: their token count is known only after the server tokenizes them;
     # the word count stands in until usage reports the real one.
     return [Prompt(t, len(t.split()), outputs.sample(rng), ignore_eos=True) for t in texts]
+
+
+def as_text(prompts: list[Prompt], text: str, spans: Sequence[tuple[int, int]]) -> list[Prompt]:
+    """Prompts cut by token position, as the text those tokens were, for a framework that
+    takes text only: ``synthetic`` and ``shared_prefix`` over ``range(len(spans))``
+    give each prompt's positions, and each run of consecutive ones becomes its text
+    (from the end of the token before it, so a word keeps its leading space).
+
+    The framework reads each back as about as many tokens (a cut may merge at its
+    edges); what it counted is what the run records where it reports it.
+    """
+    data = text.encode()
+    out = []
+    for p in prompts:
+        assert isinstance(p.prompt, list)
+        runs: list[list[int]] = []
+        for pos in p.prompt:
+            if runs and pos == runs[-1][-1] + 1:
+                runs[-1].append(pos)
+            else:
+                runs.append([pos])
+        pieces = [data[spans[r[0] - 1][1] if r[0] else spans[0][0] : spans[r[-1]][1]]
+                  for r in runs]  # fmt: skip
+        out.append(replace(p, prompt=b"".join(pieces).decode("utf-8", errors="ignore")))
+    return out
 
 
 def _slice(ids: list[int], length: int, rng: random.Random) -> list[int]:

@@ -2,10 +2,11 @@
 
 Items (``measure.task_items``) are tokenized once by the baseline's server and
 sent as token ids, like the perplexity windows, so a candidate is scored on the
-very tokens its baseline was. Multiple choice: the choice whose tokens have the
-highest summed log-probability after the context wins (one request per item, its
-choices as a batch of prompts). Generation: greedy, stop at a newline, the
-stripped text must equal the answer.
+very tokens its baseline was (a target that takes text only is sent their text, and
+its log-probabilities must come back for those very ids). Multiple choice: the
+choice whose tokens have the highest summed log-probability after the context wins
+(one request per item, its choices as a batch of prompts). Generation: greedy, stop
+at a newline, the stripped text must equal the answer.
 """
 
 from __future__ import annotations
@@ -26,11 +27,19 @@ MAX_NEW_TOKENS = 8
 
 @dataclass(frozen=True)
 class EncodedChoice:
+    """A multiple-choice item as the baseline's ids, with the texts they were made of
+    (what a target that takes text only is sent)."""
+
     id: str
     task: str
     context: tuple[int, ...]
     choices: tuple[tuple[int, ...], ...]
     answer: int
+    context_text: str = ""
+    choice_texts: tuple[str, ...] = ()
+
+    def texts(self) -> list[str]:
+        return [self.context_text + c for c in self.choice_texts]
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,7 @@ class EncodedGen:
     task: str
     prompt: tuple[int, ...]
     answer: str
+    prompt_text: str = ""
 
 
 Encoded = EncodedChoice | EncodedGen
@@ -84,9 +94,10 @@ def encode(
     for it in items:
         if isinstance(it, ChoiceItem):
             choices = tuple(tuple(ids[c]) for c in it.choices)
-            out.append(EncodedChoice(it.id, it.task, tuple(ids[it.context]), choices, it.answer))
+            out.append(EncodedChoice(it.id, it.task, tuple(ids[it.context]), choices, it.answer,
+                                     it.context, it.choices))  # fmt: skip
         else:
-            out.append(EncodedGen(it.id, it.task, tuple(ids[it.prompt]), it.answer))
+            out.append(EncodedGen(it.id, it.task, tuple(ids[it.prompt]), it.answer, it.prompt))
     return out
 
 
@@ -121,28 +132,38 @@ def run(
     concurrency: int = 8,
     timeout_s: float = 600.0,
 ) -> TaskRun:
-    """Score every item on one target (multiple choice needs prompt log-probabilities)."""
+    """Score every item on one target (multiple choice needs prompt log-probabilities:
+    where the framework, or this server, gives none, those items are left unscored and
+    ``not_measured`` says why)."""
     start = time.perf_counter()
-    not_measured = None
+    refused: list[str] = []  # why the server gave no prompt log-probabilities
     model, path = endpoint.served_name, endpoint.framework.paths.completions
+    as_ids = endpoint.framework.takes_token_ids
     try:
         check_dialect(endpoint.framework)
         scorable: list[Encoded] = list(items)
     except NotMeasurable as exc:
-        not_measured = f"multiple choice not measured: {exc}"
+        refused.append(str(exc))
         scorable = [it for it in items if isinstance(it, EncodedGen)]
     with httpx.Client(
         base_url=endpoint.base_url, timeout=timeout_s, headers=endpoint.headers
     ) as http:
 
-        def one(item: Encoded) -> bool:
+        def one(item: Encoded) -> bool | None:
             if isinstance(item, EncodedChoice):
+                if refused:  # one refusal is the server's answer to every other
+                    return None
                 prompts = [list(item.context) + list(c) for c in item.choices]
-                lps = prompt_logprobs(http, endpoint, prompts)
+                try:
+                    lps = prompt_logprobs(http, endpoint, prompts, item.texts())
+                except NotMeasurable as exc:  # a TGI started without prefill logprobs
+                    refused.append(str(exc))
+                    return None
                 return pick(choice_loglik(item.context, item.choices, lps)) == item.answer
+            prompt = list(item.prompt) if as_ids else item.prompt_text
             r = http.post(
                 path,
-                json={"model": model, "prompt": list(item.prompt), "max_tokens": MAX_NEW_TOKENS,
+                json={"model": model, "prompt": prompt, "max_tokens": MAX_NEW_TOKENS,
                       "temperature": 0, "stop": ["\n"]},
             )  # fmt: skip
             if r.status_code != 200:
@@ -151,5 +172,6 @@ def run(
 
         with ThreadPoolExecutor(max(1, concurrency)) as pool:
             results = list(pool.map(one, scorable))
-    correct = {it.id: ok for it, ok in zip(scorable, results, strict=True)}
+    correct = {it.id: ok for it, ok in zip(scorable, results, strict=True) if ok is not None}
+    not_measured = f"multiple choice not measured: {refused[0]}" if refused else None
     return TaskRun(correct, time.perf_counter() - start, not_measured)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +51,8 @@ ACCURACY = (
 
 
 def workload(wire: Wire) -> str:
-    """Token-id prompts where the framework tokenizes; its own text prompts where not."""
+    """Synthetic prompts where the framework tokenizes (sent as ids, or as their text
+    where it takes text only); its own text prompts where it cannot tokenize."""
     if wire.tokenize is None:
         table = f'kind = "prompt_set", prompts_file = "{PROMPTS}", output_tokens = 16'
         return f"checks.workload = {{ {table} }}\n"
@@ -99,23 +100,30 @@ class Replayed:
     profile: Path
 
 
+@contextmanager
+def replay_profile(wire: Wire, path: Path, judged_model: Behaviour = QUANTIZED) -> Iterator[Path]:
+    """A profile of two targets on replay servers of ``wire`` (the judged one serving
+    ``judged_model``), written to ``path`` while they run."""
+    key = KEY if wire.api_key else None
+    with ExitStack() as stack:
+        base = stack.enter_context(serve(wire, "base"))
+        judged = stack.enter_context(serve(wire, "int8", key=key, model=judged_model))
+        keyed = f'api_key_env = "{KEY_ENV}"\n' if key else ""
+        path.write_text(
+            target("base", wire, base, "bf16")
+            + target("int8", wire, judged, "int8", f"{keyed}checks.accuracy = {{ {ACCURACY} }}\n")
+        )
+        yield path
+
+
 @pytest.fixture(params=sorted(WIRES), ids=str)
 def replayed(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Replayed]:
     """A profile of two targets on replay servers of one framework's wire."""
     wire = WIRES[request.param]
-    key = KEY if wire.api_key else None
     monkeypatch.setenv(KEY_ENV, KEY)
-    with ExitStack() as stack:
-        base = stack.enter_context(serve(wire, "base"))
-        judged = stack.enter_context(serve(wire, "int8", key=key, model=QUANTIZED))
-        keyed = f'api_key_env = "{KEY_ENV}"\n' if key else ""
-        profile = tmp_path / "replay.toml"
-        profile.write_text(
-            target("base", wire, base, "bf16")
-            + target("int8", wire, judged, "int8", f"{keyed}checks.accuracy = {{ {ACCURACY} }}\n")
-        )
+    with replay_profile(wire, tmp_path / "replay.toml") as profile:
         yield Replayed(wire, profile)
 
 
@@ -146,10 +154,39 @@ def test_every_suite_runs_against_the_replayed_wire(
     bad = outcomes.get("FAILED", []) + outcomes.get("ERROR", [])
     assert result.ret == 0, "\n".join(bad) or result.stdout.str()[-4000:]
     assert _files(outcomes["PASSED"]) >= suites_that_must_pass(replayed.wire)
-    # the judged target's accuracy ran, or said why it cannot be measured
+    # the judged target's accuracy ran where the framework returns prompt
+    # log-probabilities, and said why it cannot be measured where not
     said = outcomes["PASSED"] + outcomes.get("SKIPPED", [])
     accuracy = [s for s in said if "test_accuracy.py" in s and "sets no accuracy" not in s]
     assert accuracy, "the accuracy suite neither ran nor said why not"
+    if registry.get(replayed.wire.framework).prompt_logprobs is not None:
+        passed = " ".join(outcomes["PASSED"])
+        assert "test_perplexity_within_budget[int8]" in passed, passed
+        assert "test_task_score_within_budget[int8]" in passed, passed
+
+
+def test_tgi_without_prefill_logprobs_says_not_measurable(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A TGI started without --enable-prefill-logprobs answers an empty prefill: its
+    perplexity is "not measurable", never a number; its generation items still score."""
+    monkeypatch.setenv(KEY_ENV, KEY)
+    no_prefill = Behaviour(jitter=QUANTIZED.jitter, echo=False)
+    with replay_profile(WIRES["tgi"], tmp_path / "replay.toml", no_prefill) as profile:
+        result, outcomes = _run(pytester, profile, "tgi", SUITES / "test_accuracy.py")
+    assert result.ret == 0, result.stdout.str()[-4000:]
+    assert not outcomes.get("PASSED"), outcomes["PASSED"]
+    out = result.stdout.str()
+    # its figures are reported (its generation items scored), its perplexity is not
+    assert (
+        "perplexity not measurable: tgi returned no prompt log-probabilities (TGI "
+        "returns them only when started with --enable-prefill-logprobs)" in out
+    ), out
+    assert (
+        "INCONCLUSIVE test_perplexity_within_budget[int8]: perplexity vs base: "
+        "inconclusive: not measurable on int8" in out
+    ), out
+    assert "multiple choice not measured" in out
 
 
 def test_a_module_that_disagrees_with_the_wire_fails(

@@ -3,11 +3,12 @@
 It serves what its ``Wire`` and golden files say the framework serves (OpenAI
 completions and chat, plain and streamed, with usage; TGI's native
 ``/generate_stream``; the prompt's log-probabilities where the framework echoes
-them; its tokenizer, version, health and models routes; its metrics page, counting
-what was served; its golden error answer to each bad input; its key check), over a
-toy model: tokens are UTF-8 bytes, each generated token is one letter, ``token_s``
-apart, and log-probabilities are ``tests.stubs.logprob_model``'s fixed function. A
-contract test, never a measurement.
+them, or returns them as TGI's ``/generate`` does; its tokenizer, version, health
+and models routes; its metrics page, counting what was served; its golden error
+answer to each bad input; its key check), over a toy model: tokens are UTF-8
+bytes, each generated token is one letter, ``token_s`` apart, and
+log-probabilities are ``tests.stubs.logprob_model``'s fixed function. A contract
+test, never a measurement.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from tests.stubs.logprob_model import Behaviour, token_logprob
 from tests.stubs.serving import StubHandler, serving
 
 BASELINE = Behaviour()  # the toy model a replay server scores prompts with, by default
+BOS = 0  # the special token a tokenizer that adds one (TGI's) puts first; no byte is 0
 CONTEXT_TOKENS = 2048
 PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -134,10 +136,24 @@ class Replay:
             usage["prompt_tokens_details"] = {"cached_tokens": 0}
         return usage
 
+    def tokenized(self, text: str) -> Any:
+        """The tokenizer route's answer: ids under its key, or (TGI) spans after a BOS."""
+        assert self.wire.tokenize is not None
+        ids = list(text.encode())
+        if not self.wire.tokenize_spans:
+            return {self.wire.tokenize[2]: ids}
+        spans = [{"id": BOS, "text": "", "start": 0, "stop": 0}]
+        spans += [{"id": t, "text": chr(t), "start": k, "stop": k + 1} for k, t in enumerate(ids)]
+        return spans
+
+    def logprobs(self, every: list[int]) -> list[float | None]:
+        """The toy model's log-probability of each token after its predecessor (first None)."""
+        lps: list[float | None] = [None]
+        return lps + [token_logprob(p, t, self.model) for p, t in itertools.pairwise(every)]
+
     def echo_logprobs(self, ids: list[int], generated: list[int]) -> dict[str, Any]:
         every = [*ids, *generated]
-        lps: list[float | None] = [None]
-        lps += [token_logprob(p, t, self.model) for p, t in itertools.pairwise(every)]
+        lps = self.logprobs(every)
         tokens = [bytes([t]).decode("latin-1") for t in every]
         top = [{t: lp} for t, lp in zip(tokens[1:], lps[1:], strict=True)]
         return {"tokens": tokens, "token_logprobs": lps, "top_logprobs": [None, *top],
@@ -178,12 +194,14 @@ def _handler(replay: Replay) -> type[StubHandler]:
             if not self.authorized():
                 self.reply(*wire.unauthorized)
             elif wire.tokenize and path == wire.tokenize[0]:
-                text = json.loads(raw).get(wire.tokenize[1], "")
-                self.reply(200, {wire.tokenize[2]: list(str(text).encode())})
+                text = str(json.loads(raw).get(wire.tokenize[1], ""))
+                self.reply(200, replay.tokenized(text))
             elif path in (wire.completions_path, wire.chat_path):
                 self.generate(raw, chat=path == wire.chat_path)
             elif path == wire.native_stream:
                 self.generate_stream(raw)
+            elif path == wire.prefill_path:
+                self.generate_native(raw)
             else:
                 self.reply(404, {"detail": "Not Found"})
 
@@ -267,6 +285,34 @@ def _handler(replay: Replay) -> type[StubHandler]:
             events = [shape.text(t, model, last=k == out - 1) for k, t in enumerate(texts)]
             tail = shape.tail(model, replay.usage(len(ids), out) if wants_usage else None)
             self.stream_events(ids, events, tail + ([None] if shape.done else []))
+
+        def generate_native(self, raw: bytes) -> None:
+            """TGI's non-streamed ``/generate``; the prompt's tokens and log-probabilities in
+            ``details.prefill`` with ``decoder_input_details``, where the server keeps them."""
+            body = json.loads(raw)
+            params = body.get("parameters") or {}
+            ids = [BOS, *_ids(str(body.get("inputs", "")))]
+            out = int(params.get("max_new_tokens") or 16)
+            started = time.perf_counter()
+            with state.lock:
+                state.running += 1
+            time.sleep(replay.token_s * out)
+            generated = [ord(_letter(k)) for k in range(out)]
+            prefill = []
+            if params.get("decoder_input_details") and replay.model.echo:
+                lps = replay.logprobs([*ids, *generated])[: len(ids)]
+                prefill = [{"id": t, "text": chr(t), "logprob": lp}
+                           for t, lp in zip(ids, lps, strict=True)]  # fmt: skip
+            tokens = [{"id": t, "text": chr(t), "logprob": -0.5, "special": False}
+                      for t in generated]  # fmt: skip
+            details = {"finish_reason": "length", "generated_tokens": out, "seed": None,
+                       "prefill": prefill, "tokens": tokens}  # fmt: skip
+            answer: dict[str, Any] = {"generated_text": "".join(map(chr, generated))}
+            if params.get("details") or params.get("decoder_input_details"):
+                answer["details"] = details
+            elapsed = time.perf_counter() - started
+            self.served(len(ids), out, elapsed, elapsed, [])
+            self.reply(200, answer)
 
         def generate_stream(self, raw: bytes) -> None:
             """TGI's native ``/generate_stream``: text in, one event a token (no [DONE])."""

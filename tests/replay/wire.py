@@ -40,6 +40,13 @@ class Wire:
     native_stream: str | None = None
     # (path, JSON key of the text, JSON key of the answer's ids); None: no tokenizer route
     tokenize: tuple[str, str, str] | None = None
+    # Its tokenizer answers a list of token spans ([{"id", "text", "start", "stop"}],
+    # byte offsets), not ids under a key, and adds the model's special tokens to every
+    # text it reads (TGI): the replay's tokenizer adds a BOS, id 0, with an empty span
+    tokenize_spans: bool = False
+    # Its non-streamed native route that returns the prompt's log-probabilities with
+    # ``decoder_input_details`` (TGI's /generate); None: no such route
+    prefill_path: str | None = None
     metrics_path: str | None = "/metrics"
     # golden family name (as its TYPE line names it) → what it counts (MEANINGS)
     metrics: dict[str, str] = field(default_factory=dict)

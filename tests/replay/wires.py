@@ -67,6 +67,11 @@ TRTLLM = Wire(
 
 # huggingface/text-generation-inference v3.3.7 (tests/golden/tgi/3.3.6-dev0/): /info's
 # "version" (router/src/lib.rs Info); its native /generate_stream (router/src/server.rs);
+# /tokenize {"inputs"} → [{id, text, start, stop}] with byte offsets and the tokenizer's
+# special tokens always added (server.rs encoding_to_tokens; lib.rs GenerateRequest skips
+# add_special_tokens); /generate with decoder_input_details answers details.prefill
+# [{id, text, logprob}], the first logprob null (NaN), empty unless the launcher had
+# --enable-prefill-logprobs (flash_causal_lm.py REQUEST_LOGPROBS; infer/mod.rs);
 # OpenAI routes that take text prompts only (PromptDeserializer); the metrics page
 # (server.rs: tgi_request_success counts successes only; tgi_request_count is left as
 # recorded, as the OpenAI routes count a request twice there); 401 with an empty body
@@ -76,6 +81,9 @@ TGI = Wire(
     version="3.3.6-dev0",
     version_path="/info",
     native_stream="/generate_stream",
+    tokenize=("/tokenize", "inputs", ""),
+    tokenize_spans=True,
+    prefill_path="/generate",
     metrics={
         "tgi_batch_current_size": "running",
         "tgi_queue_size": "waiting",

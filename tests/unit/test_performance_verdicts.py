@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -10,6 +11,9 @@ import pytest
 from pytest_llmserve.checklist.benchmark import REPLAY, ReplayTimer, record
 from pytest_llmserve.checklist.gate import Verdict
 from pytest_llmserve.checklist.performance import Measured, PerfHarness, with_doubts
+from pytest_llmserve.frameworks.base import Tokens
+from pytest_llmserve.frameworks.tgi import TGI
+from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.load.records import LoadRun, RequestRecord
 from pytest_llmserve.load.runner import Schedule
 from pytest_llmserve.measure.latency import run_metrics
@@ -234,7 +238,8 @@ def test_a_one_look_run_says_nothing_of_looks() -> None:
 def test_each_run_shape_sends_prompts_of_its_own() -> None:
     """A run must not find another run's prompts in the server's prefix cache, and the
     same shape gets the same prompts every session (and on every target)."""
-    harness = PerfHarness(server=None, _corpus=list(range(5000)))  # type: ignore[arg-type]
+    server = SimpleNamespace(framework=VLLM())
+    harness = PerfHarness(server=server, _corpus=("", Tokens(tuple(range(5000)))))  # type: ignore[arg-type]
     workload = Workload(input_tokens=32, output_tokens=8)
     throughput = harness.prompts(workload, 20, run="c=16 in=32 out=8 n=160")
     latency = harness.prompts(workload, 20, 4, run="c=4 in=32 out=4 n=500")
@@ -242,6 +247,30 @@ def test_each_run_shape_sends_prompts_of_its_own() -> None:
     assert [p.prompt for p in throughput] == [p.prompt for p in again]
     shared = {tuple(p.prompt[:16]) for p in throughput} & {tuple(p.prompt[:16]) for p in latency}
     assert not shared, "two runs share a 16-token prefix"
+
+
+def test_a_framework_taking_text_only_is_sent_the_text_of_the_tokens_or_nothing() -> None:
+    """TGI takes text only: synthetic prompts go as the text their tokens span; without
+    spans to cut the text by, the workload is not measurable, never sent as a guess."""
+    text = " ".join(f"w{i}" for i in range(400))
+    spans, at = [], 0
+    for word in text.split(" "):
+        spans.append((at, at + len(word)))
+        at += len(word) + 1
+    tokens = Tokens(tuple(range(1000, 1400)), tuple(spans))
+    harness = PerfHarness(server=SimpleNamespace(framework=TGI()), _corpus=(text, tokens))  # type: ignore[arg-type]
+    workload = Workload(input_tokens=8, output_tokens=4)
+    assert harness.not_measurable(workload) is None
+    for p in harness.prompts(workload, 10, run="c=4"):
+        assert isinstance(p.prompt, str)
+        assert len(p.prompt.split()) == p.prompt_tokens == 8
+        assert p.prompt.strip() in text
+    harness = PerfHarness(
+        server=SimpleNamespace(framework=TGI()), _corpus=(text, Tokens(tokens.ids))
+    )  # type: ignore[arg-type]
+    why = harness.not_measurable(workload)
+    assert why is not None
+    assert "tgi takes text prompts only, and its tokenizer says not where" in why
 
 
 def test_a_run_of_the_same_shape_with_as_many_requests_serves_a_check() -> None:

@@ -7,11 +7,14 @@ import math
 import pytest
 
 from pytest_llmserve.client.endpoint import Endpoint
-from pytest_llmserve.frameworks.base import ApiPaths
+from pytest_llmserve.frameworks.base import ApiPaths, Tokens
 from pytest_llmserve.frameworks.openai_compat import OpenAICompatible
+from pytest_llmserve.frameworks.tgi import TGI
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.measure import perplexity, tasks
 from pytest_llmserve.measure.task_items import ChoiceItem, GenItem
+from tests.replay.server import serve as serve_replay
+from tests.replay.wires import WIRES
 from tests.stubs.logprob_model import Behaviour, serve, token_logprob
 
 
@@ -93,9 +96,37 @@ def test_server_tokenizer_and_encode() -> None:
         enc = tasks.encode([ChoiceItem("a/0", "a", "Q", (" x",), 0), GenItem("g/0", "g", "P", "1")],
                            tok)  # fmt: skip
         tok.close()
-    assert enc[0] == tasks.EncodedChoice("a/0", "a", (ord("Q"),), ((32, ord("x")),), 0)
+    assert enc[0] == tasks.EncodedChoice("a/0", "a", (ord("Q"),), ((32, ord("x")),), 0,
+                                         "Q", (" x",))  # fmt: skip
+    assert enc[1] == tasks.EncodedGen("g/0", "g", (ord("P"),), "1", "P")
 
 
 def test_a_framework_without_a_tokenize_endpoint_is_not_measurable() -> None:
     with pytest.raises(perplexity.NotMeasurable, match="no-tokenizer has no tokenize endpoint"):
         perplexity.ServerTokenizer(at("http://127.0.0.1:9", NoTokenizer()))
+
+
+def test_text_windows_are_cut_at_the_token_spans_and_tokenized_again() -> None:
+    text = "naïve café and more"
+    data = text.encode()
+    # word tokens, their spans as TGI gives them (UTF-8 byte offsets, spaces left out)
+    spans = [(0, 6), (7, 12), (13, 16), (17, len(data))]
+    tokens = Tokens((1, 2, 3, 4), tuple(spans))
+    ids, pieces = perplexity.text_windows(text, tokens, 4, 2, lambda s: list(s.encode()))
+    assert pieces == ["naïve café", "and more"]
+    assert ids == [list(p.encode()) for p in pieces]  # the ids are the piece's own
+    with pytest.raises(ValueError, match="spans"):
+        perplexity.text_windows(text, Tokens((1, 2)), 2, 2, lambda s: [])
+
+
+def test_tgi_prefill_scores_the_same_tokens_as_the_echo() -> None:
+    """One toy model behind both dialects: the text sent to TGI's /generate gives the
+    NLLs the echo gives for its ids (the BOS TGI's tokenizer adds is not scored)."""
+    ids = [list(b"Some text"), list(b"more")]
+    with serve(Behaviour()) as url:
+        echoed = perplexity.measure(at(url), ids)
+    with serve_replay(WIRES["tgi"], "stub") as url:
+        prefilled = perplexity.measure(at(url, TGI()), ids, ["Some text", "more"])
+        with pytest.raises(perplexity.NotMeasurable, match="text prompts only"):
+            perplexity.measure(at(url, TGI()), ids)
+    assert [pytest.approx(w) for w in echoed.nll] == list(prefilled.nll)

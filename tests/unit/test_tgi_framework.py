@@ -1,5 +1,5 @@
 """TGI's module: argv from a target, what its launcher's log proves about precision, where
-its log shows a failure, and its error body.
+its log shows a failure, its error body, and its tokenize and prefill answers.
 
 The logs are tests/golden/tgi/3.3.6-dev0/'s, written from TGI's v3.3.7 source in its
 launcher's own format (expected.json names where).
@@ -7,11 +7,15 @@ launcher's own format (expected.json names where).
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 
 from pytest_llmserve.frameworks.base import EngineFacts
 from pytest_llmserve.frameworks.tgi import TGI
 from pytest_llmserve.frameworks.tgi_errors import body_problems
+from pytest_llmserve.measure.perplexity import NotMeasurable, prefill_logprobs
 from pytest_llmserve.profile.model import Target
 from tests import golden
 
@@ -93,3 +97,42 @@ def test_its_error_body_is_error_and_error_type_exactly() -> None:
         "error missing or not a string", "error_type missing or not a string"
     ]  # fmt: skip
     assert body_problems("Failed to parse the request body as JSON") != []
+
+
+def test_tokenize_reads_the_golden_answer_without_the_added_special_token() -> None:
+    recorded = json.loads((GOLDEN.folder / "tokenize.json").read_text())
+    assert tgi.tokenize_body("ignored", "Hello world") == recorded["request"]["body"]
+    tokens = tgi.read_tokens(recorded["answer"], "Hello world")
+    assert tokens.ids == (15043, 3186)  # the BOS, offsets (0, 0), is not the text's
+    assert tokens.spans == ((0, 5), (5, 11))
+    with pytest.raises(ValueError, match=r"expected \[\{id, text, start, stop\}\]"):
+        tgi.read_tokens({"tokens": [1, 2]}, "Hello world")
+
+
+def _generate(answer: dict[str, object], seen: list[object]) -> httpx.Client:
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, json.loads(request.content)))
+        return httpx.Response(200, json=answer)
+
+    return httpx.Client(base_url="http://tgi", transport=httpx.MockTransport(handle))
+
+
+def test_prefill_logprobs_read_the_golden_generate_answer() -> None:
+    recorded = json.loads((GOLDEN.folder / "generate-prefill.json").read_text())
+    seen: list[object] = []
+    with _generate(recorded["answer"], seen) as http:
+        lps = prefill_logprobs(http, tgi, [15043, 3186], "Hello world")
+        # the window's first token is not scored, as in the echo dialect
+        assert lps == [None, -4.03125]
+        assert seen[0] == (recorded["request"]["path"], recorded["request"]["body"])
+        with pytest.raises(RuntimeError, match="other tokens than its ids"):
+            prefill_logprobs(http, tgi, [15043, 42], "Hello world")
+
+
+def test_a_tgi_without_prefill_logprobs_is_not_measurable_never_a_number() -> None:
+    recorded = json.loads((GOLDEN.folder / "generate-prefill.json").read_text())
+    with (
+        _generate(recorded["answer_without_prefill_logprobs"], []) as http,
+        pytest.raises(NotMeasurable, match="started with --enable-prefill-logprobs"),
+    ):
+        prefill_logprobs(http, tgi, [15043, 3186], "Hello world")

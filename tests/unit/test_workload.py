@@ -19,6 +19,7 @@ from pytest_llmserve.frameworks.base import ApiPaths
 from pytest_llmserve.frameworks.vllm import VLLM
 from pytest_llmserve.load.workload import (
     Lengths,
+    as_text,
     corpus_text,
     prompt_set,
     server_token_ids,
@@ -284,3 +285,37 @@ def test_server_token_ids_uses_the_frameworks_tokenize_path(
 def test_a_framework_without_tokenize_is_not_measurable_not_a_guess() -> None:
     with pytest.raises(NotMeasurable, match="no-tokenize has no tokenize endpoint"):
         server_token_ids(Endpoint("http://127.0.0.1:9", "m", _NoTokenize()), "text")
+
+
+# --- prompts as text, for a framework that takes text only --------------------------------
+
+
+def _words(text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """A word tokenizer's ids and byte spans, leading spaces left out as TGI's are."""
+    spans, at = [], 0
+    for word in text.split(" "):
+        spans.append((at, at + len(word.encode())))
+        at += len(word.encode()) + 1
+    return list(range(len(spans))), spans
+
+
+def test_prompts_of_token_positions_become_the_text_of_those_tokens() -> None:
+    text = "zero one two three four five six seven"
+    ids, spans = _words(text)
+    prompts = synthetic(ids, 20, Lengths(3), Lengths(4), seed=3)
+    for p, t in zip(prompts, as_text(prompts, text, spans), strict=True):
+        assert isinstance(p.prompt, list)
+        assert isinstance(t.prompt, str)
+        words = text.split(" ")[p.prompt[0] : p.prompt[-1] + 1]
+        # a word keeps its leading space, as in the text (the first word has none)
+        assert t.prompt == (" " if p.prompt[0] else "") + " ".join(words)
+        assert (t.prompt_tokens, t.max_tokens) == (p.prompt_tokens, p.max_tokens)
+
+
+def test_a_shared_prefix_as_text_is_its_prefix_then_its_tail() -> None:
+    text = "zero one two three four five six seven"
+    ids, spans = _words(text)
+    prompts = as_text(shared_prefix(ids, 6, 2, Lengths(2), Lengths(4), seed=5), text, spans)
+    prefixes = {" ".join(str(p.prompt).split()[:2]) for p in prompts}
+    assert len(prefixes) == 1  # every prompt starts with the same two words
+    assert all(len(str(p.prompt).split()) == 4 for p in prompts)
