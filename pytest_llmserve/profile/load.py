@@ -225,7 +225,7 @@ def _target(values: dict[str, Any], where: str, base_dir: Path) -> Target:
         startup_timeout_s=float(values.get("startup_timeout_s", 600.0)),
         slow=values.get("slow", False),
         share_gpus=values.get("share_gpus", False),
-        checks=dict(values.get("checks", {})),
+        checks=_anchored(dict(values.get("checks", {})), where, base_dir),
         api_key_env=key_env,
     )
 
@@ -244,6 +244,20 @@ def _check_field(where: str, key: str, value: Any, spec: _Field) -> None:
             raise ProfileError(
                 f"{where}: {key}: {value!r} is not valid (valid: {', '.join(valid)})"
             )
+
+
+def _anchored(checks: dict[str, Any], where: str, base_dir: Path) -> dict[str, Any]:
+    """``checks`` with a prompt_set's file found where the profile is, like its model
+    paths, not in whichever folder pytest runs from; one that is not there fails now."""
+    workload = checks.get("workload")
+    if not isinstance(workload, dict) or not isinstance(workload.get("prompts_file"), str):
+        return checks  # no file, or a mistyped one: the workload table's own check says so
+    path = Path(workload["prompts_file"]).expanduser()
+    if not path.is_absolute():
+        path = base_dir / path
+    if not path.is_file():
+        raise ProfileError(f"{where}: checks.workload.prompts_file: {str(path)!r} is not a file")
+    return {**checks, "workload": {**workload, "prompts_file": str(path)}}
 
 
 def _model(model: str, values: dict[str, Any], where: str, base_dir: Path, *, local: bool) -> str:

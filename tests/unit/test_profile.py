@@ -127,6 +127,21 @@ def test_absolute_and_home_model_paths_are_kept(tmp_path: Path, model_dir: Path)
     assert profile.targets[0].model == str(model_dir)
 
 
+def test_a_prompt_set_file_is_found_next_to_the_profile_not_in_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "prompts.toml").write_text('prompts = ["Hi"]\n', encoding="utf-8")
+    workload = 'checks = { workload = { kind = "prompt_set", prompts_file = "prompts.toml" } }'
+    monkeypatch.chdir(tmp_path)  # pytest runs from elsewhere
+    profile = load_profile(write(tmp_path / "profiles", with_field(workload)))
+    found = profile.targets[0].checks["workload"]["prompts_file"]
+    assert found == str(tmp_path / "profiles" / "prompts.toml")
+    (tmp_path / "profiles" / "prompts.toml").unlink()
+    message = profile_error(tmp_path / "profiles", with_field(workload))
+    assert f"targets[0] (t): checks.workload.prompts_file: '{found}' is not a file" in message
+
+
 def test_external_target_needs_no_local_model(tmp_path: Path) -> None:
     profile = load_profile(
         write(
