@@ -246,15 +246,19 @@ def _check_field(where: str, key: str, value: Any, spec: _Field) -> None:
             )
 
 
+def _local_path(given: str, base_dir: Path) -> Path:
+    """A path a profile names: ``~`` expanded, a relative one taken from the profile's folder."""
+    path = Path(given).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
 def _anchored(checks: dict[str, Any], where: str, base_dir: Path) -> dict[str, Any]:
     """``checks`` with a prompt_set's file found where the profile is, like its model
     paths, not in whichever folder pytest runs from; one that is not there fails now."""
     workload = checks.get("workload")
     if not isinstance(workload, dict) or not isinstance(workload.get("prompts_file"), str):
         return checks  # no file, or a mistyped one: the workload table's own check says so
-    path = Path(workload["prompts_file"]).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
+    path = _local_path(workload["prompts_file"], base_dir)
     if not path.is_file():
         raise ProfileError(f"{where}: checks.workload.prompts_file: {str(path)!r} is not a file")
     return {**checks, "workload": {**workload, "prompts_file": str(path)}}
@@ -272,9 +276,7 @@ def _model(model: str, values: dict[str, Any], where: str, base_dir: Path, *, lo
         return model
     if not local:
         return model  # the model lives where the server runs
-    path = Path(model).expanduser()
-    if not path.is_absolute():
-        path = base_dir / path
+    path = _local_path(model, base_dir)
     if not path.exists():
         raise ProfileError(
             f"{where}: model: path {str(path)!r} does not exist "

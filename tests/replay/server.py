@@ -239,13 +239,18 @@ def _handler(replay: Replay) -> type[StubHandler]:
             except (TypeError, ValueError, AttributeError):
                 return [[]]
 
-        def answer(self, body: dict[str, Any], prompts: list[list[int]], chat: bool) -> None:
-            out = int(body.get("max_tokens") or 16)
+        def produce(self, out: int) -> tuple[list[int], float]:
+            """A non-streamed answer's ``out`` tokens, ``token_s`` each, while the request
+            counts as running (``served`` ends it), and the seconds that took."""
             started = time.perf_counter()
             with state.lock:
                 state.running += 1
             time.sleep(replay.token_s * out)
-            generated = [ord(_letter(k)) for k in range(out)]
+            return [ord(_letter(k)) for k in range(out)], time.perf_counter() - started
+
+        def answer(self, body: dict[str, Any], prompts: list[list[int]], chat: bool) -> None:
+            out = int(body.get("max_tokens") or 16)
+            generated, elapsed = self.produce(out)
             text = "".join(map(chr, generated))
             choices = []
             for i, ids in enumerate(prompts):
@@ -259,7 +264,6 @@ def _handler(replay: Replay) -> type[StubHandler]:
                     choice["logprobs"] = replay.echo_logprobs(ids, generated)
                     choice["text"] = bytes(ids).decode("latin-1") + text
                 choices.append(choice)
-            elapsed = time.perf_counter() - started
             prompt_tokens, out_tokens = sum(map(len, prompts)), out * len(prompts)
             self.served(prompt_tokens, out_tokens, elapsed, elapsed, [])
             kind = "chat.completion" if chat else "text_completion"
@@ -293,11 +297,7 @@ def _handler(replay: Replay) -> type[StubHandler]:
             params = body.get("parameters") or {}
             ids = [BOS, *_ids(str(body.get("inputs", "")))]
             out = int(params.get("max_new_tokens") or 16)
-            started = time.perf_counter()
-            with state.lock:
-                state.running += 1
-            time.sleep(replay.token_s * out)
-            generated = [ord(_letter(k)) for k in range(out)]
+            generated, elapsed = self.produce(out)
             prefill = []
             if params.get("decoder_input_details") and replay.model.echo:
                 lps = replay.logprobs([*ids, *generated])[: len(ids)]
@@ -310,7 +310,6 @@ def _handler(replay: Replay) -> type[StubHandler]:
             answer: dict[str, Any] = {"generated_text": "".join(map(chr, generated))}
             if params.get("details") or params.get("decoder_input_details"):
                 answer["details"] = details
-            elapsed = time.perf_counter() - started
             self.served(len(ids), out, elapsed, elapsed, [])
             self.reply(200, answer)
 
