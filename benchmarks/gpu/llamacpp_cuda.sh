@@ -16,6 +16,10 @@
 #   run(carry=[".gpu/gguf.part-ab", ".whl"]):  bash benchmarks/gpu/llamacpp_cuda.sh variants
 #   run(carry=[".gpu/gguf.part-ab"]):          bash benchmarks/gpu/llamacpp_cuda.sh suites
 #
+# Multi-GPU scaling (split by layer and by row over 2, 4 and 8 GPUs) on a machine of
+# several GPUs, after `build`, within 30 s of it:
+#   run(kind="nvidia-h200-x8", carry=[".gpu/gguf.part-ab"]):  bash benchmarks/gpu/llamacpp_cuda.sh scaling
+#
 # A call carries at most 64 MiB, so the embedded model's 98 MB GGUF travels in two
 # pieces. The build (about 4 min on 16 cores) runs in its own process session so that
 # it outlives the first call; the second waits for it. The suites' report and JUnit XML
@@ -23,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source benchmarks/gpu/common.sh
-step=${1:?pack, build, variants, serve or suites}
+step=${1:?pack, build, variants, serve, suites or scaling}
 BUILD=/tmp/llamacpp-cuda
 # `serve` and `suites`: the GGUF joined from its pieces, and the build waited for.
 model_and_build() {
@@ -161,5 +165,71 @@ TOML
   echo "pytest exit code $?"
   print_figures llamacpp- gpu_ output_tok_s layout_ ttft_p99 tpot_p99
   ;;
-*) echo "unknown step $step (valid: pack, build, variants, serve, suites)" >&2; exit 2 ;;
+scaling)
+  # Multi-GPU scaling (issue 15): the shipped Q4_1 file at one GPU (the reference) and
+  # split over 2, 4 and 8 GPUs by layer and by row, each layout on the GPUs it leases;
+  # a layout needing more GPUs than the machine has is skipped saying so. The same
+  # load for every layout (c=16, 128 in, 64 out, 160 requests), read by the throughput
+  # floor (energy and power per target) and the layout check (efficiency with its
+  # interval, memory on every GPU the layout claims). Then two single-GPU targets under
+  # pytest-xdist: side by side where there are two GPUs, one after the other on one.
+  model_and_build
+  cat > "$BUILD"/scaling.toml <<'TOML'
+name = "h200-llamacpp-scaling"
+
+[defaults]
+framework = "llamacpp"
+device = "gpu"
+model = "model.gguf"
+precision = "int4"
+method = "q4_1"
+max_model_len = 2048
+
+# NVLink multicast stays off in the servers' own environment too (the device README).
+[defaults.env]
+NCCL_NVLS_ENABLE = "0"
+TORCH_SYMM_MEM_DISABLE_MULTICAST = "1"
+NVSHMEM_DISABLE_NVLS = "1"
+
+[defaults.checks.workload]
+input_tokens = 128
+output_tokens = 64
+
+[defaults.checks.throughput]
+concurrency = 16
+requests = 160
+min_output_tok_s = 100
+
+[[targets]]
+name = "llamacpp-gpu1-side"
+TOML
+  # name, tp, extra argv line; every layout is compared with the one-GPU reference.
+  for v in "llamacpp-gpu1 1 -" "llamacpp-layer-2 2 layer" "llamacpp-row-2 2 row" \
+           "llamacpp-layer-4 4 layer" "llamacpp-row-4 4 row" "llamacpp-layer-8 8 layer" \
+           "llamacpp-row-8 8 row"; do
+    read -r name tp mode <<< "$v"
+    { echo; echo "[[targets]]"; echo "name = \"$name\""; echo "tp = $tp"
+      [ "$mode" = - ] || echo "args = [\"--split-mode\", \"$mode\"]"
+      echo "[targets.checks.layout_scaling]"; echo "reference = \"llamacpp-gpu1\""
+      echo "concurrency = 16"; echo "requests = 160"; echo "max_memory_per_device_gib = 4"
+    } >> "$BUILD"/scaling.toml
+  done
+  export LLMSERVE_LLAMA_SERVER="$BUILD"/llama.cpp/build/bin/llama-server PYTHONPATH=.
+  nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader
+  set +e
+  python3 -m pytest suites/test_layout_scaling.py suites/test_performance.py -p pytest_llmserve.plugin \
+    -p no:cacheprovider -m gpu -k "layout_scaling or output_throughput_floor" -ra \
+    --llmserve-profile "$BUILD"/scaling.toml --llmserve-log-dir "$BUILD"/logs \
+    --llmserve-report "${OUT:-$BUILD}"/scaling-report.html \
+    --junitxml "${OUT:-$BUILD}"/scaling-junit.xml
+  echo "pytest exit code $?"
+  python3 -m pytest suites/test_performance.py -p pytest_llmserve.plugin -p no:cacheprovider \
+    -p xdist -n 2 -m gpu -k output_throughput_floor -ra --durations=4 --llmserve-history none \
+    --llmserve-target llamacpp-gpu1 --llmserve-target llamacpp-gpu1-side \
+    --llmserve-profile "$BUILD"/scaling.toml --llmserve-log-dir "$BUILD"/logs-xdist \
+    --llmserve-report none
+  echo "pytest (xdist) exit code $?"
+  print_figures llamacpp- layout_ gpu_ output_tok_s
+  ;;
+*) echo "unknown step $step (valid: pack, build, variants, serve, suites, scaling)" >&2; exit 2 ;;
 esac

@@ -128,8 +128,8 @@ class LlamaCpp(OpenAICompatible):
             argv += ["--ctx-size", str(slots * (target.max_model_len or DEFAULT_CONTEXT))]
         if target.device == "gpu":
             argv += ["--n-gpu-layers", "999"]
-            if target.tp > 1:
-                argv += ["--split-mode", "layer"]
+            if target.tp > 1 and not {"-sm", "--split-mode"} & set(target.args):
+                argv += ["--split-mode", "layer"]  # a profile splits by row through args
         argv += list(target.args)
         env = target.env_dict()
         if key := target.api_key():

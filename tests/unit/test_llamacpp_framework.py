@@ -69,6 +69,14 @@ def test_target_args_win_over_the_defaults_they_name(server_binary: Path) -> Non
     assert argv[argv.index("--split-mode") + 1] == "layer"
 
 
+def test_a_split_mode_in_the_args_is_the_only_one_on_argv(server_binary: Path) -> None:
+    for flag in ("-sm", "--split-mode"):
+        target = _target(args=(flag, "row"), device="gpu", tp=4)
+        argv = list(LlamaCpp().launch_spec(target, "m.gguf", "h", 1).argv)
+        assert [a for a in argv if a in ("-sm", "--split-mode")] == [flag]
+        assert argv[-2:] == [flag, "row"]
+
+
 def test_slots_a_target_sets_share_the_context_it_gets(server_binary: Path) -> None:
     argv = list(LlamaCpp().launch_spec(_target(args=("--parallel", "4")), "m.gguf", "h", 1).argv)
     assert argv[argv.index("--ctx-size") + 1] == str(4 * 2048)
