@@ -70,7 +70,7 @@ class LLMServeSession:
             os.environ[ENV_CACHE_DIR] = str(settings.cache_dir)
         session_dir = settings.log_dir / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}")
         slots = gpu_slots.GpuSlots(lambda: self.allowed_gpus().indices)
-        self.pool = ServerPool(session_dir, self._resolve_embedded, slots)
+        self.pool = ServerPool(session_dir, self._resolve_embedded, slots, self.progress)
         self.swept: list[str] = []  # leftovers of killed sessions, stopped at start
         self.verdicts: list[tuple[str, Verdict]] = []  # (nodeid, verdict), as judged
         self.results = ResultBook()

@@ -12,6 +12,7 @@ gives every answer below a default, and a module declares only what differs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -138,6 +139,13 @@ class Framework(Protocol):
 
     def readiness_request(self, served_name: str) -> tuple[str, dict[str, Any]]:
         """Path and JSON body of the smallest real generation: one token, greedy."""
+        ...
+
+    def prepare(self, target: Target, progress: Callable[[str], None]) -> None:
+        """Make what a server process of ``target`` needs on this machine and does not have
+        yet (llama.cpp: its server, built from source on first use, for minutes), saying
+        what it does through ``progress``; ``launch_spec`` then finds it made. A launcher
+        that runs the framework's own image instead has no use for it."""
         ...
 
     def launch_spec(

@@ -18,6 +18,7 @@ the build of the ``llama-cpp-python`` 0.3.36 sdist (llama.cpp 0c1e570):
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,11 @@ class LlamaCpp(OpenAICompatible):
 
     def tokenize_body(self, served_name: str, text: str) -> dict[str, Any]:
         return {"content": text, "add_special": False}
+
+    def prepare(self, target: Target, progress: Callable[[str], None]) -> None:
+        # The first start on a machine builds llama-server (minutes): said as it goes,
+        # not left to ``launch_spec``, which has no one to tell.
+        build.server_binary(progress)
 
     def launch_spec(
         self, target: Target, model_path: str, host: str, port: int, *, container: bool = False

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -72,6 +73,9 @@ class OpenAICompatible:
         return str(version) if version else None
 
     def unsupported_here(self, target: Target) -> str | None:
+        return None
+
+    def prepare(self, target: Target, progress: Callable[[str], None]) -> None:
         return None
 
     def tokenize_body(self, served_name: str, text: str) -> dict[str, Any]:

@@ -31,6 +31,8 @@ class StartContext:
     model_path: Callable[[Target], str]
     # The file a target's server output goes to (the session's log folder).
     log_path: Callable[[Target], Path]
+    # Where a launcher says what takes long before a server starts (a build).
+    progress: Callable[[str], None] = lambda line: None
 
 
 class Launcher(Protocol):

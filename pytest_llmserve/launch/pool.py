@@ -43,10 +43,12 @@ class ServerPool:
         log_dir: Path,
         resolve_embedded: Callable[[catalog.Variant], Path],
         slots: GpuSlots | None = None,  # None: GPU targets share whatever GPUs they see
+        progress: Callable[[str], None] = lambda line: None,  # what a launcher builds first
     ) -> None:
         self.log_dir = log_dir
         self._resolve_embedded = resolve_embedded
         self._slots = slots
+        self._progress = progress
         self._servers: dict[str, Server] = {}
         self._failed: dict[str, LLMServeError] = {}
         self.records: dict[str, StartRecord] = {}
@@ -93,11 +95,11 @@ class ServerPool:
         leases = target.device == "gpu" and launcher.runs_here and not target.share_gpus
         slots = self._slots if leases else None
         if slots is None:
-            ctx = StartContext(model_path=model_path, log_path=log_path)
+            ctx = StartContext(model_path, log_path, self._progress)
             return start_server(launcher, target, frameworks.get(target.framework), ctx)
         # Resolve (maybe build, for minutes) the model before holding GPUs others wait for.
         path = model_path(target)
-        ctx = StartContext(model_path=lambda _t: path, log_path=log_path)
+        ctx = StartContext(lambda _t: path, log_path, self._progress)
         leased = slots.take(target)  # the target with CUDA_VISIBLE_DEVICES in its env
         try:
             return start_server(launcher, leased, frameworks.get(target.framework), ctx)

@@ -50,6 +50,7 @@ class ProcessLauncher:
         return ProcessSettings()
 
     def spawn(self, target: Target, framework: Framework, ctx: StartContext) -> ProcessServer:
+        framework.prepare(target, ctx.progress)
         server = ProcessServer(target, framework, ctx.model_path(target), ctx.log_path(target))
         server.launch()
         return server

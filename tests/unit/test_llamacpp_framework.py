@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,28 @@ def test_a_given_server_that_is_not_executable_is_refused(
     monkeypatch.setenv(build.ENV_SERVER, str(tmp_path / "nope"))
     with pytest.raises(Exception, match="is not an executable file"):
         build.server_binary()
+
+
+def test_a_first_start_says_it_builds_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build (minutes on first use) reports through the session's progress, before
+    launch_spec, which then finds the server built."""
+    monkeypatch.delenv(build.ENV_SERVER, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no llama-server on PATH either
+    built: list[bool] = []
+
+    def binaries(progress: Callable[[str], None] | None = None, **kw: object) -> Path:
+        if not built:  # as the real one: only a build says anything
+            assert progress is not None
+            progress("building llama.cpp (CPU) ... (first use; several minutes)")
+            built.append(True)
+        return tmp_path
+
+    monkeypatch.setattr(build, "binaries", binaries)
+    lines: list[str] = []
+    LlamaCpp().prepare(_target(), lines.append)
+    assert lines == ["building llama.cpp (CPU) ... (first use; several minutes)"]
+    argv = LlamaCpp().launch_spec(_target(), "m.gguf", "h", 1).argv
+    assert argv[0] == str(tmp_path / "llama-server")
+    assert len(lines) == 1  # built once

@@ -282,3 +282,29 @@ def test_exited_before_start_says_never_started(tmp_path: Path) -> None:
     assert server.exited() == "never started"
     assert server.pids() == []
     server.stop()  # nothing to stop, no error
+
+
+def test_the_launcher_has_the_framework_prepare_first_and_says_so(tmp_path: Path) -> None:
+    """What a framework builds before its first start is told through the session's
+    progress, and happens before any process is launched."""
+    from pytest_llmserve.launch.launcher import StartContext
+    from pytest_llmserve.launch.process import ProcessLauncher
+
+    events: list[str] = []
+
+    class Builds(OpenAICompatible):
+        name = "builds"
+        paths = ApiPaths()
+
+        def prepare(self, target: Target, progress: Callable[[str], None]) -> None:
+            progress(f"building for {target.name}")
+
+        def launch_spec(self, *args: object, **kw: object) -> LaunchSpec:
+            events.append("launch_spec")
+            raise RuntimeError("stop here")
+
+    ctx = StartContext(lambda t: t.model, lambda t: tmp_path / "t.log", events.append)
+    target = Target(name="t1", framework="builds", model="/m", precision="bf16")
+    with pytest.raises(RuntimeError, match="stop here"):
+        ProcessLauncher().spawn(target, Builds(), ctx)
+    assert events == ["building for t1", "launch_spec"]
