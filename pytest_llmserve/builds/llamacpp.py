@@ -194,13 +194,21 @@ def binaries(
 
 
 def _steps_only(say: Progress) -> Progress:
-    """Ninja prints a line per compiled file: pass on every ``_STEP_EVERY``-th, the last,
-    and what is not a step (configure, errors); the build log keeps them all."""
+    """Ninja prints a line per compiled file: pass on every ``_STEP_EVERY``-th and the
+    last; before the first, what configure says; after it, only what fails. The
+    compiler's warnings (twelve thousand lines where AVX-512 is on) stay in the build
+    log, which a failed build quotes."""
+    compiling = False
 
     def on_line(line: str) -> None:
+        nonlocal compiling
         m = _STEP.match(line)
-        if m is None or int(m.group(1)) % _STEP_EVERY == 0 or m.group(1) == m.group(2):
-            say(line if m is None else f"llama.cpp build {m.group(0)}")
+        if m is not None:
+            compiling = True
+            if int(m.group(1)) % _STEP_EVERY == 0 or m.group(1) == m.group(2):
+                say(f"llama.cpp build {m.group(0)}")
+        elif not compiling or line.startswith("FAILED:") or "error:" in line:
+            say(line)
 
     return on_line
 

@@ -98,13 +98,19 @@ def test_cuda_only_when_asked_or_with_nvcc_and_a_gpu(monkeypatch: pytest.MonkeyP
     assert build.wants_cuda() is False
 
 
-def test_build_progress_passes_every_25th_step_and_what_is_not_a_step() -> None:
+def test_build_progress_passes_configure_every_25th_step_and_failures_only() -> None:
     said: list[str] = []
     on_line = build._steps_only(said.append)
-    for line in ["-- Configuring done", *(f"[{i}/60] Building x{i}.o" for i in range(1, 61))]:
+    warning = "avx512fintrin.h:5946:10: warning: '__Y' may be used uninitialized"
+    lines = ["-- Configuring done"]
+    for i in range(1, 61):
+        lines += [f"[{i}/60] Building x{i}.o", warning, "  5946 |   return (__m256d) ..."]
+    lines += ["FAILED: ggml/src/ops.cpp.o", "ops.cpp:12:3: error: 'x' was not declared"]
+    for line in lines:
         on_line(line)
     assert said == ["-- Configuring done", "llama.cpp build [25/60]", "llama.cpp build [50/60]",
-                    "llama.cpp build [60/60]"]  # fmt: skip
+                    "llama.cpp build [60/60]", "FAILED: ggml/src/ops.cpp.o",
+                    "ops.cpp:12:3: error: 'x' was not declared"]  # fmt: skip
 
 
 def _checkpoint(folder: Path, model: dict[str, Any], pre: dict[str, Any]) -> Path:
