@@ -22,6 +22,9 @@ Tolerance, from what a client on the same host can and cannot see:
   the chat stream's role-only chunk would be 40 ms early; connecting inside the
   timed request cost the first wave at c=16 about 5 ms each (found here, fixed:
   ``run_load`` opens a run's connections first).
+- A case whose figures are off gets a second, fresh run, and fails only when both are
+  off: a scheduler stall can land on the few requests around a median of 16 once
+  (seen in a CI rehearsal, live servers busy beside it), a systematic error every time.
 - Tails (p99s) are not asserted here: ours and the truth pair
   request by request, so a p99 can differ by at most the worst single request's
   delay, and on a shared 2-core machine that is the OS scheduler's (up to 9 ms
@@ -111,10 +114,10 @@ def figures(m: RunMetrics, slo: SLO) -> dict[str, float | None]:
     return out
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_every_figure_matches_the_metronome(case: Case, metronomes: dict[Tempo, str]) -> None:
-    url = metronomes[case.tempo]
-    tag = case.id
+def _one_run(case: Case, url: str, tag: str) -> tuple[list[str], str | None]:
+    """One run of ``case`` against the metronome: its request keys, and how its figures
+    are off the truth (None: every one within tolerance). What can never happen (an
+    event seen before it happened, a lost request) fails at once."""
     n = case.schedule.warmup + case.schedule.requests
     texts = [f"{tag} request {i} of {n}" for i in range(n)]
     prompts = [Prompt(t, len(t.split()), OUTPUT_TOKENS) for t in texts]
@@ -153,10 +156,28 @@ def test_every_figure_matches_the_metronome(case: Case, metronomes: dict[Tempo, 
             > max(TOLERANCE * value, FLOOR_S * spans.get(name.split()[0], 1))
         )
     }
-    assert not off, (
-        f"{case.id}: figures off the metronome's truth (delivery delays: median "
-        f"{delays[len(delays) // 2] * 1e3:.3f} ms, worst {delays[-1] * 1e3:.3f} ms): {off}"
-    )
+    if off:
+        return keys, (
+            f"{case.id}: figures off the metronome's truth (delivery delays: median "
+            f"{delays[len(delays) // 2] * 1e3:.3f} ms, worst {delays[-1] * 1e3:.3f} ms): {off}"
+        )
+    return keys, None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_every_figure_matches_the_metronome(case: Case, metronomes: dict[Tempo, str]) -> None:
+    url = metronomes[case.tempo]
+    # A second, fresh run where the first is off: the OS scheduler can delay the few
+    # requests around a median of 16 by 2 ms on 2 busy cores (a CI rehearsal's live
+    # tests beside it: TTFT p50 2.0 ms off, median delivery delay 0.26 ms), once; a
+    # systematic error in how we stamp, parse or connect is off in both runs.
+    misses = []
+    for attempt in (1, 2):
+        keys, miss = _one_run(case, url, f"{case.id} run {attempt}")
+        if miss is None:
+            break
+        misses.append(f"run {attempt}: {miss}")
+    assert len(misses) < 2, "; ".join(misses)
 
     # The truth is what the metronome did; how far that strayed from its plan (asyncio
     # wakes up to a millisecond late) only says the tempo was roughly kept.
