@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from pytest_llmserve.frameworks.base import Framework
 from pytest_llmserve.launch.server import Server
+from pytest_llmserve.models.artifact import quiet
 from pytest_llmserve.profile.model import Target
 
 
@@ -32,7 +33,7 @@ class StartContext:
     # The file a target's server output goes to (the session's log folder).
     log_path: Callable[[Target], Path]
     # Where a launcher says what takes long before a server starts (a build).
-    progress: Callable[[str], None] = lambda line: None
+    progress: Callable[[str], None] = quiet
 
 
 class Launcher(Protocol):

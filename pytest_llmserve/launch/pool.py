@@ -21,6 +21,7 @@ from pytest_llmserve.launch.launcher import StartContext
 from pytest_llmserve.launch.server import Server
 from pytest_llmserve.launch.start import start_server
 from pytest_llmserve.models import catalog
+from pytest_llmserve.models.artifact import quiet
 from pytest_llmserve.profile.model import Target
 
 
@@ -43,7 +44,7 @@ class ServerPool:
         log_dir: Path,
         resolve_embedded: Callable[[catalog.Variant], Path],
         slots: GpuSlots | None = None,  # None: GPU targets share whatever GPUs they see
-        progress: Callable[[str], None] = lambda line: None,  # what a launcher builds first
+        progress: Callable[[str], None] = quiet,  # what a launcher builds first
     ) -> None:
         self.log_dir = log_dir
         self._resolve_embedded = resolve_embedded
